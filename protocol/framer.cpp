@@ -1,0 +1,1014 @@
+// Sans-I/O request framing, behaviourally identical to QEMU's qobject/json-lexer.c,
+// json-streamer.c and the grammar/validation half of json-parser.c (see framer.hpp and
+// wire spec §1.1-§1.2). This is an independent reimplementation; no QEMU code is used.
+//
+// Pipeline per byte: lexer state machine -> "streamer" (brace/bracket counts, limits,
+// message boundaries) -> a streaming grammar check that records the FIRST error the QEMU
+// recursive-descent parser would report for the same token sequence. QEMU only parses a
+// message once it is complete, so the recorded error (if any) is handed out when the
+// streamer decides the message ended.
+//
+// Memory: the buffer holds the pending message (tokens, plus at most `ws_keep` bytes of each
+// inter-token whitespace run; longer runs are squeezed out in place), so a peer cannot grow
+// it beyond QEMU's own per-message limits by sending whitespace.
+#include "protocol/framer.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cassert>
+#include <cstring>
+#include <vector>
+
+namespace fleetga::protocol {
+namespace {
+
+// Lexer states (mirroring QEMU's json_lexer_state; start == IN_START).
+enum class lx : std::uint8_t {
+  start,
+  recovery,
+  dq,
+  dq_esc,
+  sq,
+  sq_esc,
+  zero,
+  sign,
+  digits,
+  mantissa,
+  mantissa_digits,
+  exp_e,
+  exp_sign,
+  exp_digits,
+  keyword,
+};
+
+enum class tk : std::uint8_t { lcurly, rcurly, lsquare, rsquare, colon, comma, integer, flt, keyword, string };
+
+// What the streaming grammar expects next (positions in QEMU's parse_object/parse_array).
+enum class ex : std::uint8_t {
+  top,        // first token of a message (parse_value)
+  arr_first,  // after '[': value or ']'
+  arr_value,  // after ',' in a list: value
+  arr_sep,    // after a list element: ',' or ']'
+  obj_first,  // after '{': key (any value, must turn out a string) or '}'
+  obj_key,    // after ',' in a dict: key
+  obj_colon,  // after a key: ':'
+  obj_value,  // after ':': value
+  obj_sep,    // after a member value: ',' or '}'
+  done,       // top-level value complete
+};
+
+// Role of a value in its parent.
+enum class role : std::uint8_t { top, elem, key, value };
+
+// Inter-token whitespace bytes kept per run inside a pending message; the rest is squeezed out.
+constexpr std::size_t ws_keep = 8;
+// QEMU formats parser errors into a 1024-byte buffer (vsnprintf), so the message part of a
+// parse error is cut to 1023 bytes (matters for absurdly long keywords).
+constexpr std::size_t parse_error_max = 1023;
+
+constexpr std::size_t initial_capacity = 16 * 1024;
+constexpr std::size_t shrink_threshold = 4u << 20;
+
+// START-state byte classes.
+enum : std::uint8_t {
+  S_ERR = 0,
+  S_WS,
+  S_LCURLY,
+  S_RCURLY,
+  S_LSQUARE,
+  S_RSQUARE,
+  S_COLON,
+  S_COMMA,
+  S_DQ,
+  S_SQ,
+  S_ZERO,
+  S_DIGIT,
+  S_MINUS,
+  S_ALPHA,
+};
+
+// String-state byte classes.
+enum : std::uint8_t { C_PLAIN = 0, C_HIGH, C_DQ, C_SQ, C_BS, C_BAD };
+
+struct tables {
+  std::array<std::uint8_t, 256> start{};
+  std::array<std::uint8_t, 256> str{};
+  std::array<bool, 256> ws{};
+  std::array<bool, 256> resync{};  // where recovery stops (byte is re-lexed from START)
+  std::array<bool, 256> lower{};
+  std::array<bool, 256> digit{};
+
+  constexpr tables() {
+    for (int c = 0; c < 256; ++c) {
+      start[c] = S_ERR;
+      if (c < 0x20 || c >= 0xFE) {
+        str[c] = C_BAD;
+      } else if (c >= 0x80) {
+        str[c] = C_HIGH;
+      } else {
+        str[c] = C_PLAIN;
+      }
+      resync[c] = (c < 0x20 && c != '\t') || c >= 0xFE;
+      lower[c] = c >= 'a' && c <= 'z';
+      digit[c] = c >= '0' && c <= '9';
+      if (lower[c]) start[c] = S_ALPHA;
+      if (c >= '1' && c <= '9') start[c] = S_DIGIT;
+    }
+    str['"'] = C_DQ;
+    str['\''] = C_SQ;
+    str['\\'] = C_BS;
+    for (unsigned char c : {' ', '\t', '\r', '\n'}) {
+      ws[c] = true;
+      start[c] = S_WS;
+    }
+    for (unsigned char c : {'[', ']', '{', '}', ':', ','}) resync[c] = true;
+    start['{'] = S_LCURLY;
+    start['}'] = S_RCURLY;
+    start['['] = S_LSQUARE;
+    start[']'] = S_RSQUARE;
+    start[':'] = S_COLON;
+    start[','] = S_COMMA;
+    start['"'] = S_DQ;
+    start['\''] = S_SQ;
+    start['0'] = S_ZERO;
+    start['-'] = S_MINUS;
+  }
+};
+
+constexpr tables T{};
+
+int hexval(std::uint8_t c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Four hex digits at s (stops at the first non-hex byte, so never reads past a closing
+// quote); -1 if not all four are hex.
+int hex4(const std::uint8_t* s) {
+  int cp = 0;
+  for (int i = 0; i < 4; ++i) {
+    int v = hexval(s[i]);
+    if (v < 0) return -1;
+    cp = (cp << 4) | v;
+  }
+  return cp;
+}
+
+bool valid_codepoint(long cp) {
+  if (cp < 0 || cp > 0x10FFFF) return false;
+  if ((cp >= 0xFDD0 && cp <= 0xFDEF) || (cp & 0xFFFE) == 0xFFFE) return false;  // noncharacters
+  if (cp >= 0xD800 && cp <= 0xDFFF) return false;                               // surrogates
+  return true;
+}
+
+// Modified UTF-8 encoding (U+0000 as C0 80), appended to out.
+void encode_mutf8(std::string& out, long cp) {
+  if (cp > 0 && cp <= 0x7F) {
+    out.push_back(static_cast<char>(cp));
+  } else if (cp <= 0x7FF) {
+    out.push_back(static_cast<char>(0xC0 | ((cp >> 6) & 0x1F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else if (cp <= 0xFFFF) {
+    out.push_back(static_cast<char>(0xE0 | ((cp >> 12) & 0x0F)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else {
+    out.push_back(static_cast<char>(0xF0 | ((cp >> 18) & 0x07)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  }
+}
+
+// Decode one modified-UTF-8 sequence starting at s (s[0] >= 0x80). Same acceptance as QEMU's
+// mod_utf8_codepoint(s, 6, ...): well-formed, in range, not a surrogate, not one of the 66
+// noncharacters, not overlong except C0 80. Continuation bytes are checked one at a time, so
+// the closing quote stops it. Returns the code point or -1; *len gets the sequence length.
+long decode_mutf8(const std::uint8_t* s, std::size_t* len) {
+  static constexpr long min_cp[5] = {0x80, 0x800, 0x10000, 0x200000, 0x4000000};
+  unsigned byte = s[0];
+  *len = 1;
+  if (byte >= 0xFE || (byte & 0x40) == 0) return -1;
+  unsigned n = 0;
+  unsigned mask = 0x80;
+  for (; byte & mask; mask >>= 1) ++n;
+  long cp = byte & (mask - 1);
+  for (unsigned i = 1; i < n; ++i) {
+    unsigned b = s[i];
+    if ((b & 0xC0) != 0x80) return -1;
+    *len = i + 1;
+    cp = (cp << 6) | (b & 0x3F);
+  }
+  if (cp > 0x10FFFF) return -1;
+  if (!valid_codepoint(cp)) return -1;
+  if (cp < min_cp[n - 2] && !(cp == 0 && n == 2)) return -1;
+  return cp;
+}
+
+std::uint64_t hash_bytes(const char* s, std::size_t n) {
+  std::uint64_t h = 1469598103934665603ull;
+  for (std::size_t i = 0; i < n; ++i) {
+    h ^= static_cast<unsigned char>(s[i]);
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+}  // namespace
+
+struct framer::impl {
+  // ---- buffer -------------------------------------------------------------------------
+  std::unique_ptr<char[]> buf;
+  std::size_t cap = 0;
+  std::size_t end = 0;   // committed bytes end here
+  std::size_t scan = 0;  // next byte to lex
+
+  // ---- lexer --------------------------------------------------------------------------
+  lx lex = lx::start;
+  std::size_t tok_start = 0;  // physical start of the token being lexed
+  bool str_bs = false;        // current string has a backslash
+  bool str_high = false;      // current string has a byte >= 0x80
+
+  // ---- streamer -----------------------------------------------------------------------
+  // Signed: a stray '}' or ']' drives a count negative, which ends the message (emit rule).
+  std::int64_t brace = 0;
+  std::int64_t bracket = 0;
+  std::size_t ntok = 0;
+  std::size_t tok_bytes = 0;
+  std::size_t msg_start = 0;  // physical start of the pending message (its first token)
+  // Whitespace squeezing: bytes [seg, scan) are kept bytes that logically live `gap` bytes
+  // lower; they are moved lazily (at the next squeeze, at message end, at end of input).
+  std::size_t gap = 0;
+  std::size_t seg = 0;
+  std::size_t ws_run = 0;
+
+  // ---- grammar ------------------------------------------------------------------------
+  struct level {
+    std::uint32_t first_key;  // index into keys of this object's first member key
+    bool is_object;
+    bool dup_pending;  // the member being parsed repeats an earlier key
+    role r;            // role of this container in its parent
+  };
+  bool gerr = false;  // a grammar error was recorded for the pending message
+  ex expect = ex::top;
+  std::vector<level> stack;
+  bool extended = false;
+
+  // Member keys of the open objects, innermost object last (entries are pushed and popped in
+  // LIFO order, so a chained hash table can pop entries by unlinking bucket heads).
+  struct key_entry {
+    std::uint64_t hash;
+    std::uint32_t off;
+    std::uint32_t len;
+    std::uint32_t next;  // index+1 of the next entry in the bucket chain, 0 = end
+  };
+  std::vector<key_entry> keys;
+  std::string key_arena;
+  std::vector<std::uint32_t> buckets = std::vector<std::uint32_t>(16, 0);
+
+  std::string err;  // text of the last error frame (the frame's view points here)
+
+  impl() { stack.reserve(16); }
+
+  // ---- helpers ------------------------------------------------------------------------
+  const std::uint8_t* bytes() const { return reinterpret_cast<const std::uint8_t*>(buf.get()); }
+
+  bool in_token() const { return lex != lx::start && lex != lx::recovery; }
+
+  std::size_t keep_from() const {
+    if (ntok > 0) return msg_start;
+    if (in_token()) return tok_start;
+    return scan;
+  }
+
+  void pop_keys(std::size_t first) {
+    if (first >= keys.size()) return;
+    key_arena.resize(keys[first].off);
+    const std::size_t mask = buckets.size() - 1;
+    while (keys.size() > first) {
+      const key_entry& e = keys.back();
+      buckets[e.hash & mask] = e.next;
+      keys.pop_back();
+    }
+  }
+
+  void reset_message() {
+    brace = bracket = 0;
+    ntok = 0;
+    tok_bytes = 0;
+    gap = 0;
+    ws_run = 0;
+    gerr = false;
+    expect = ex::top;
+    stack.clear();
+    extended = false;
+    pop_keys(0);
+    if (keys.capacity() > 4096) {  // give back memory after a huge object
+      std::vector<key_entry>().swap(keys);
+      std::string().swap(key_arena);
+      std::vector<std::uint32_t>(16, 0).swap(buckets);
+    }
+  }
+
+  void set_parse_error(std::string_view msg) {
+    gerr = true;
+    err.assign("JSON parse error, ");
+    err.append(msg.substr(0, parse_error_max));
+  }
+
+  bool error_frame(frame& out) {
+    out.type = frame::kind::error;
+    out.text = {};
+    out.error = err;
+    out.extended = false;
+    return true;
+  }
+
+  bool limit_error(const char* text, frame& out) {
+    reset_message();
+    err.assign(text);
+    return error_frame(out);
+  }
+
+  // Lexer error: token text so far is [b, e) (includes the offending byte). QEMU prints it
+  // with %s, so it is cut at the first NUL.
+  bool stray(std::size_t b, std::size_t e, frame& out) {
+    reset_message();
+    const char* s = buf.get() + b;
+    std::size_t n = e - b;
+    if (const void* z = std::memchr(s, 0, n)) n = static_cast<const char*>(z) - s;
+    err.assign("JSON parse error, stray '");
+    err.append(s, n);
+    err.push_back('\'');
+    lex = lx::recovery;
+    return error_frame(out);
+  }
+
+  void squeeze(std::size_t from, std::size_t to) {
+    if (gap > 0) std::memmove(buf.get() + seg - gap, buf.get() + seg, from - seg);
+    gap += to - from;
+    seg = to;
+  }
+
+  void flush_gap_at_end() {
+    if (gap == 0) return;
+    std::memmove(buf.get() + seg - gap, buf.get() + seg, end - seg);
+    if (in_token()) tok_start -= gap;
+    end -= gap;
+    gap = 0;
+  }
+
+  bool finish_message(std::size_t te, frame& out) {
+    // Unreachable without QEMU's end-of-input flush (the streamer only ends a message whose
+    // prefix is grammatical once the value is complete), kept so no path yields bad JSON.
+    if (!gerr && expect != ex::done) set_parse_error("premature EOI");
+    if (gerr) {
+      reset_message();
+      return error_frame(out);
+    }
+    if (gap > 0) {
+      std::memmove(buf.get() + seg - gap, buf.get() + seg, te - seg);
+      te -= gap;
+    }
+    out.type = frame::kind::message;
+    out.text = std::string_view(buf.get() + msg_start, te - msg_start);
+    out.error = {};
+    out.extended = extended;
+    reset_message();
+    return true;
+  }
+
+  // ---- grammar ------------------------------------------------------------------------
+  void complete(role r, bool is_string) {
+    switch (r) {
+      case role::top:
+        expect = ex::done;
+        return;
+      case role::elem:
+        expect = ex::arr_sep;
+        return;
+      case role::key:
+        if (!is_string) {
+          set_parse_error("key is not a string in object");
+          return;
+        }
+        expect = ex::obj_colon;
+        return;
+      case role::value:
+        if (stack.back().dup_pending) {
+          set_parse_error("duplicate key");
+          return;
+        }
+        expect = ex::obj_sep;
+        return;
+    }
+  }
+
+  void pop_container() {
+    level l = stack.back();
+    stack.pop_back();
+    if (l.is_object) pop_keys(l.first_key);
+    complete(l.r, false);
+  }
+
+  void add_key(std::size_t off) {
+    level& obj = stack.back();
+    const char* k = key_arena.data() + off;
+    const std::size_t n = key_arena.size() - off;
+    const std::uint64_t h = hash_bytes(k, n);
+    std::size_t mask = buckets.size() - 1;
+    for (std::uint32_t i = buckets[h & mask]; i != 0 && i - 1 >= obj.first_key; i = keys[i - 1].next) {
+      const key_entry& e = keys[i - 1];
+      if (e.hash == h && e.len == n && std::memcmp(key_arena.data() + e.off, k, n) == 0) {
+        obj.dup_pending = true;
+        key_arena.resize(off);
+        return;
+      }
+    }
+    obj.dup_pending = false;
+    if (keys.size() + 1 > buckets.size()) {
+      buckets.assign(buckets.size() * 2, 0);
+      mask = buckets.size() - 1;
+      for (std::size_t i = 0; i < keys.size(); ++i) {
+        keys[i].next = buckets[keys[i].hash & mask];
+        buckets[keys[i].hash & mask] = static_cast<std::uint32_t>(i + 1);
+      }
+    }
+    keys.push_back({h, static_cast<std::uint32_t>(off), static_cast<std::uint32_t>(n), buckets[h & mask]});
+    buckets[h & mask] = static_cast<std::uint32_t>(keys.size());
+  }
+
+  // Validate (and for keys decode) a complete string token [s, e) the way QEMU's
+  // parse_string() does. Returns false after recording the error.
+  bool check_string(const std::uint8_t* s, const std::uint8_t* e, bool is_key) {
+    const bool sq = s[0] == '\'';
+    if (sq) extended = true;
+    const std::uint8_t* p = s + 1;
+    const std::uint8_t* const last = e - 1;  // the closing quote
+    const std::size_t key_off = key_arena.size();
+    if (!str_bs && !str_high) {
+      if (is_key) {
+        key_arena.append(reinterpret_cast<const char*>(p), static_cast<std::size_t>(last - p));
+        add_key(key_off);
+      }
+      return true;
+    }
+    std::string scratch;
+    std::string& out = is_key ? key_arena : scratch;
+    while (p < last) {
+      const std::uint8_t c = *p;
+      if (c == '\\') {
+        const std::uint8_t* beg = p;
+        const std::uint8_t esc = p[1];
+        p += 2;
+        switch (esc) {
+          case '"':
+            if (is_key) out.push_back('"');
+            break;
+          case '\'':
+            extended = true;
+            if (is_key) out.push_back('\'');
+            break;
+          case '\\':
+            if (is_key) out.push_back('\\');
+            break;
+          case '/':
+            if (is_key) out.push_back('/');
+            break;
+          case 'b':
+            if (is_key) out.push_back('\b');
+            break;
+          case 'f':
+            if (is_key) out.push_back('\f');
+            break;
+          case 'n':
+            if (is_key) out.push_back('\n');
+            break;
+          case 'r':
+            if (is_key) out.push_back('\r');
+            break;
+          case 't':
+            if (is_key) out.push_back('\t');
+            break;
+          case 'u': {
+            long cp = hex4(p);
+            p += 4;  // like QEMU, even when the digits were not all hex (error below)
+            if (cp >= 0xD800 && cp <= 0xDBFF && p < last && p[0] == '\\' && p[1] == 'u') {
+              cp = 0x10000 + ((cp & 0x3FF) << 10);
+              const int trailing = hex4(p + 2);
+              if (trailing >= 0xDC00 && trailing <= 0xDFFF) {
+                cp |= trailing & 0x3FF;
+                p += 6;
+              } else {
+                cp = -1;
+              }
+            }
+            if (!valid_codepoint(cp)) {
+              // "%.*s" of the escape; the token's terminating NUL bounds it.
+              const std::uint8_t* stop = std::min(p, e);
+              std::string msg(reinterpret_cast<const char*>(beg), static_cast<std::size_t>(stop - beg));
+              msg += " is not a valid Unicode character";
+              set_parse_error(msg);
+              if (is_key) key_arena.resize(key_off);
+              return false;
+            }
+            if (is_key) encode_mutf8(out, cp);
+            break;
+          }
+          default:
+            set_parse_error("invalid escape sequence in string");
+            if (is_key) key_arena.resize(key_off);
+            return false;
+        }
+      } else if (c < 0x80) {
+        if (is_key) out.push_back(static_cast<char>(c));
+        ++p;
+      } else {
+        std::size_t n = 0;
+        const long cp = decode_mutf8(p, &n);
+        if (cp < 0) {
+          set_parse_error("invalid UTF-8 sequence in string");
+          if (is_key) key_arena.resize(key_off);
+          return false;
+        }
+        if (cp == 0) extended = true;  // overlong C0 80
+        if (is_key) out.append(reinterpret_cast<const char*>(p), n);
+        p += n;
+      }
+    }
+    if (is_key) add_key(key_off);
+    return true;
+  }
+
+  void grammar(tk t, std::size_t b, std::size_t e) {
+    role r;
+    switch (expect) {
+      case ex::arr_first:
+        if (t == tk::rsquare) return pop_container();
+        r = role::elem;
+        break;
+      case ex::obj_first:
+        if (t == tk::rcurly) return pop_container();
+        r = role::key;
+        break;
+      case ex::top:
+        r = role::top;
+        break;
+      case ex::arr_value:
+        r = role::elem;
+        break;
+      case ex::obj_key:
+        r = role::key;
+        break;
+      case ex::obj_value:
+        r = role::value;
+        break;
+      case ex::arr_sep:
+        if (t == tk::comma) {
+          expect = ex::arr_value;
+        } else if (t == tk::rsquare) {
+          pop_container();
+        } else {
+          set_parse_error("expected separator in list");
+        }
+        return;
+      case ex::obj_sep:
+        if (t == tk::comma) {
+          expect = ex::obj_key;
+        } else if (t == tk::rcurly) {
+          pop_container();
+        } else {
+          set_parse_error("expected separator in dict");
+        }
+        return;
+      case ex::obj_colon:
+        if (t == tk::colon) {
+          expect = ex::obj_value;
+        } else {
+          set_parse_error("missing : in object pair");
+        }
+        return;
+      case ex::done:
+      default:
+        // The streamer always ends the message when its top-level value completes.
+        assert(false);
+        return;
+    }
+    // A value (or a key, which QEMU parses as a value) starts here.
+    switch (t) {
+      case tk::lcurly:
+        stack.push_back({static_cast<std::uint32_t>(keys.size()), true, false, r});
+        expect = ex::obj_first;
+        return;
+      case tk::lsquare:
+        stack.push_back({0, false, false, r});
+        expect = ex::arr_first;
+        return;
+      case tk::string:
+        if (!check_string(bytes() + b, bytes() + e, r == role::key)) return;
+        if (r == role::key) {
+          expect = ex::obj_colon;
+          return;
+        }
+        return complete(r, true);
+      case tk::integer:
+      case tk::flt:
+        return complete(r, false);
+      case tk::keyword: {
+        const std::string_view kw(buf.get() + b, e - b);
+        if (kw != "true" && kw != "false" && kw != "null") {
+          std::string msg("invalid keyword '");
+          msg.append(kw.substr(0, parse_error_max));
+          msg.push_back('\'');
+          set_parse_error(msg);
+          return;
+        }
+        return complete(r, false);
+      }
+      default:
+        set_parse_error("expecting value");
+        return;
+    }
+  }
+
+  // ---- streamer (json_message_process_token) -----------------------------------------
+  bool token(tk t, std::size_t b, std::size_t e, frame& out) {
+    switch (t) {
+      case tk::lcurly:
+        ++brace;
+        break;
+      case tk::rcurly:
+        --brace;
+        break;
+      case tk::lsquare:
+        ++bracket;
+        break;
+      case tk::rsquare:
+        --bracket;
+        break;
+      default:
+        break;
+    }
+    const std::size_t len = e - b;
+    if (tok_bytes + len + 1 > max_token_size) return limit_error("JSON token size limit exceeded", out);
+    if (ntok + 1 > max_token_count) return limit_error("JSON token count limit exceeded", out);
+    if (bracket + brace > static_cast<std::int64_t>(max_nesting)) {
+      return limit_error("JSON nesting depth limit exceeded", out);
+    }
+    if (ntok == 0) msg_start = b;
+    ++ntok;
+    tok_bytes += len;
+    ws_run = 0;
+    if (!gerr) grammar(t, b, e);
+    // A message ends when both counts are back to zero, or as soon as either goes negative
+    // (a stray '}' or ']', reported by the parser as "expecting value" or a separator error).
+    if ((brace > 0 || bracket > 0) && brace >= 0 && bracket >= 0) return false;
+    return finish_message(e, out);
+  }
+
+  // ---- the scan loop -------------------------------------------------------------------
+  bool run(frame& out) {
+    const std::uint8_t* const B = bytes();
+    const std::size_t E = end;
+    std::size_t p = scan;
+    auto lexer_limit = [&]() { return p - tok_start > max_token_size; };
+    auto token_limit_error = [&]() {
+      lex = lx::start;
+      return limit_error("JSON token size limit exceeded", out);
+    };
+    while (p < E) {
+      switch (lex) {
+        case lx::start: {
+          const std::uint8_t c = B[p];
+          tk t;
+          switch (T.start[c]) {
+            case S_WS:
+              if (ntok == 0) {
+                ++p;
+                while (p < E && T.ws[B[p]]) ++p;
+              } else {
+                while (p < E && ws_run < ws_keep && T.ws[B[p]]) {
+                  ++p;
+                  ++ws_run;
+                }
+                if (p < E && T.ws[B[p]]) {
+                  std::size_t q = p + 1;
+                  while (q < E && T.ws[B[q]]) ++q;
+                  squeeze(p, q);
+                  p = q;
+                }
+              }
+              continue;
+            case S_LCURLY:
+              t = tk::lcurly;
+              break;
+            case S_RCURLY:
+              t = tk::rcurly;
+              break;
+            case S_LSQUARE:
+              t = tk::lsquare;
+              break;
+            case S_RSQUARE:
+              t = tk::rsquare;
+              break;
+            case S_COLON:
+              t = tk::colon;
+              break;
+            case S_COMMA:
+              t = tk::comma;
+              break;
+            case S_DQ:
+            case S_SQ:
+              tok_start = p++;
+              str_bs = str_high = false;
+              lex = c == '"' ? lx::dq : lx::sq;
+              continue;
+            case S_ZERO:
+              tok_start = p++;
+              lex = lx::zero;
+              continue;
+            case S_DIGIT:
+              tok_start = p++;
+              lex = lx::digits;
+              continue;
+            case S_MINUS:
+              tok_start = p++;
+              lex = lx::sign;
+              continue;
+            case S_ALPHA:
+              tok_start = p++;
+              lex = lx::keyword;
+              continue;
+            default:  // S_ERR
+              tok_start = p++;
+              scan = p;
+              return stray(tok_start, p, out);
+          }
+          const std::size_t b = p++;
+          if (token(t, b, p, out)) {
+            scan = p;
+            return true;
+          }
+          continue;
+        }
+
+        case lx::recovery:
+          while (p < E && !T.resync[B[p]]) ++p;
+          if (p < E) lex = lx::start;
+          continue;
+
+        case lx::dq:
+        case lx::sq: {
+          const std::uint8_t quote = lex == lx::dq ? C_DQ : C_SQ;
+          const std::size_t lim = std::min(E, tok_start + max_token_size + 1);
+          for (;;) {
+            while (p < lim && T.str[B[p]] == C_PLAIN) ++p;
+            if (p >= lim) break;
+            const std::uint8_t k = T.str[B[p]];
+            if (k == C_HIGH) {
+              str_high = true;
+              ++p;
+              continue;
+            }
+            if (k == C_BS) {
+              str_bs = true;
+              ++p;
+              lex = lex == lx::dq ? lx::dq_esc : lx::sq_esc;
+              break;
+            }
+            if (k == quote) {
+              ++p;
+              lex = lx::start;
+              if (token(tk::string, tok_start, p, out)) {
+                scan = p;
+                return true;
+              }
+              break;
+            }
+            if (k == C_DQ || k == C_SQ) {  // the other quote is an ordinary character
+              ++p;
+              continue;
+            }
+            ++p;  // C_BAD: control byte, 0xFE, 0xFF
+            scan = p;
+            return stray(tok_start, p, out);
+          }
+          if (in_token() && lexer_limit()) {
+            scan = p;
+            return token_limit_error();
+          }
+          continue;
+        }
+
+        case lx::dq_esc:
+        case lx::sq_esc: {
+          const std::uint8_t c = B[p++];
+          if (c < 0x20 || c > 0xFD) {
+            scan = p;
+            return stray(tok_start, p, out);
+          }
+          lex = lex == lx::dq_esc ? lx::dq : lx::sq;
+          if (lexer_limit()) {
+            scan = p;
+            return token_limit_error();
+          }
+          continue;
+        }
+
+        case lx::zero: {
+          const std::uint8_t c = B[p];
+          if (T.digit[c]) {
+            ++p;
+            scan = p;
+            return stray(tok_start, p, out);
+          }
+          if (c == '.') {
+            ++p;
+            lex = lx::mantissa;
+            if (lexer_limit()) {
+              scan = p;
+              return token_limit_error();
+            }
+            continue;
+          }
+          lex = lx::start;
+          if (token(tk::integer, tok_start, p, out)) {
+            scan = p;
+            return true;
+          }
+          continue;
+        }
+
+        case lx::sign: {
+          const std::uint8_t c = B[p++];
+          if (c == '0') {
+            lex = lx::zero;
+          } else if (c >= '1' && c <= '9') {
+            lex = lx::digits;
+          } else {
+            scan = p;
+            return stray(tok_start, p, out);
+          }
+          if (lexer_limit()) {
+            scan = p;
+            return token_limit_error();
+          }
+          continue;
+        }
+
+        case lx::mantissa:
+        case lx::exp_sign: {
+          const std::uint8_t c = B[p++];
+          if (!T.digit[c]) {
+            scan = p;
+            return stray(tok_start, p, out);
+          }
+          lex = lex == lx::mantissa ? lx::mantissa_digits : lx::exp_digits;
+          if (lexer_limit()) {
+            scan = p;
+            return token_limit_error();
+          }
+          continue;
+        }
+
+        case lx::exp_e: {
+          const std::uint8_t c = B[p++];
+          if (c == '+' || c == '-') {
+            lex = lx::exp_sign;
+          } else if (T.digit[c]) {
+            lex = lx::exp_digits;
+          } else {
+            scan = p;
+            return stray(tok_start, p, out);
+          }
+          if (lexer_limit()) {
+            scan = p;
+            return token_limit_error();
+          }
+          continue;
+        }
+
+        case lx::digits:
+        case lx::mantissa_digits:
+        case lx::exp_digits:
+        case lx::keyword: {
+          const bool kw = lex == lx::keyword;
+          const auto& cls = kw ? T.lower : T.digit;
+          const std::size_t lim = std::min(E, tok_start + max_token_size + 1);
+          while (p < lim && cls[B[p]]) ++p;
+          if (p - tok_start > max_token_size) {
+            scan = p;
+            return token_limit_error();
+          }
+          if (p == E) continue;
+          const std::uint8_t c = B[p];
+          if (lex == lx::digits) {
+            if (c == 'e' || c == 'E') {
+              ++p;
+              lex = lx::exp_e;
+              if (lexer_limit()) {
+                scan = p;
+                return token_limit_error();
+              }
+              continue;
+            }
+            if (c == '.') {
+              ++p;
+              lex = lx::mantissa;
+              if (lexer_limit()) {
+                scan = p;
+                return token_limit_error();
+              }
+              continue;
+            }
+          } else if (lex == lx::mantissa_digits && (c == 'e' || c == 'E')) {
+            ++p;
+            lex = lx::exp_e;
+            if (lexer_limit()) {
+              scan = p;
+              return token_limit_error();
+            }
+            continue;
+          }
+          // Terminal reached by look-ahead: c is not consumed and is lexed again from START.
+          const tk t = kw ? tk::keyword : (lex == lx::digits ? tk::integer : tk::flt);
+          lex = lx::start;
+          if (token(t, tok_start, p, out)) {
+            scan = p;
+            return true;
+          }
+          continue;
+        }
+      }
+    }
+    scan = p;
+    flush_gap_at_end();
+    scan = end;
+    return false;
+  }
+
+  // ---- buffer management -----------------------------------------------------------------
+  void shift(std::size_t head) {
+    if (head == 0) return;
+    std::memmove(buf.get(), buf.get() + head, end - head);
+    end -= head;
+    scan -= head;
+    tok_start = tok_start >= head ? tok_start - head : 0;
+    msg_start = msg_start >= head ? msg_start - head : 0;
+    seg = seg >= head ? seg - head : 0;
+  }
+
+  void reallocate(std::size_t head, std::size_t new_cap) {
+    std::unique_ptr<char[]> nb(new char[new_cap]);
+    const std::size_t live = end - head;
+    if (live > 0) std::memcpy(nb.get(), buf.get() + head, live);
+    buf = std::move(nb);
+    cap = new_cap;
+    end = live;
+    scan -= head;
+    tok_start = tok_start >= head ? tok_start - head : 0;
+    msg_start = msg_start >= head ? msg_start - head : 0;
+    seg = seg >= head ? seg - head : 0;
+  }
+
+  std::span<char> prepare(std::size_t at_least) {
+    assert(gap == 0);
+    if (at_least == 0) at_least = 1;
+    const std::size_t head = keep_from();
+    const std::size_t live = end - head;
+    const std::size_t need = live + at_least + input_padding;
+    if (!buf) {
+      reallocate(0, std::max(initial_capacity, need));
+    } else if (cap > shrink_threshold && need * 4 < cap) {
+      // A huge message went through earlier; don't keep its buffer forever.
+      reallocate(head, std::max({initial_capacity, need * 2}));
+    } else if (cap - end < at_least + input_padding) {
+      // Moving the live tail to the front pays when it frees a good share of the buffer;
+      // otherwise grow geometrically (both keep the copying amortised O(1) per byte).
+      if (head > 0 && cap - live >= std::max(at_least + input_padding, cap / 4)) {
+        shift(head);
+      } else {
+        reallocate(head, std::max(cap * 2, need));
+      }
+    }
+    return {buf.get() + end, cap - input_padding - end};
+  }
+};
+
+framer::framer() : p_(std::make_unique<impl>()) {}
+framer::~framer() = default;
+
+std::span<char> framer::prepare(std::size_t at_least) { return p_->prepare(at_least); }
+
+void framer::commit(std::size_t n) {
+  assert(p_->buf && p_->end + n + input_padding <= p_->cap);
+  p_->end += n;
+}
+
+bool framer::next(frame& out) { return p_->run(out); }
+
+std::size_t framer::pending_bytes() const noexcept { return p_->end - p_->keep_from(); }
+
+}  // namespace fleetga::protocol
