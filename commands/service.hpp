@@ -1,0 +1,66 @@
+#pragma once
+// What the agent sees of commands/: one object that owns the command table, the gate, the
+// per-agent state (file handles, qga.state, frozen flag) and turns one framed message into
+// at most one reply. The agent owns the channel, the io_context and the worker pool.
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "commands/offload.hpp"
+#include "commands/task.hpp"
+#include "protocol/framer.hpp"
+
+namespace fleetga::platform { class system; }
+
+namespace fleetga::commands {
+
+struct options {
+  std::string statedir = "/var/run";                  // qemu-ga's default statedir
+  std::vector<std::string> block_rpcs;                // -b / block-rpcs (unknown names ignored)
+  std::vector<std::string> allow_rpcs;                // -a / allow-rpcs
+  std::optional<std::string> support_level;           // "MAJ.MIN[.MIC]" from --support-level / support-level=
+};
+
+class service {
+ public:
+  // `pool` and `sys` must outlive the service. The agent passes its worker-pool offloader
+  // and a `platform::linux_system` (platform/system.hpp; root "" = the real /).
+  service(options opts, offloader& pool, platform::system& sys);
+  ~service();
+  service(const service&) = delete;
+  service& operator=(const service&) = delete;
+
+  // Call once before handle(), on the thread that will run the session (it does blocking
+  // file I/O). Starts frozen when <statedir>/qga.state.isfrozen exists; reads
+  // <statedir>/qga.state, creating it ("[global]\nfd_counter=1000\n") when absent unless
+  // frozen, as qemu-ga does at start-up. The support level in force is qga.state's
+  // `support_level` when present, else options::support_level, else 1.0.0 (raised to
+  // 1.0.0 when lower). Returns the text to print and exit 1 with: qemu-ga's
+  // "failed to load persistent state", or "invalid support level '...' (expected
+  // MAJOR.MINOR[.MICRO])" for a malformed options::support_level.
+  std::optional<std::string> init();
+
+  // Handles one frame from the framer and appends the reply (if the command has one) to
+  // `out`. Completes synchronously for commands that don't block; one that offloads
+  // suspends and is resumed by the offloader on the I/O thread. The frame's buffer AND `out`
+  // must stay untouched by others until the task completes (handle one frame at a time).
+  // The result is true when a reply was appended (false: success-response=false command
+  // succeeded). Never throws for a request: handler bugs become GenericError replies.
+  // Don't call handle() again, and don't destroy the task, before it completed: offloaded
+  // work still running on a worker refers to the task's frame (a client that disconnects
+  // mid-request just gets its reply discarded by the agent).
+  task<bool> handle(const protocol::frame& f, std::string& out);
+
+  bool frozen() const noexcept;
+
+  // Every registered command in registration order (for `-b help` / `-a help`).
+  static std::vector<std::string_view> command_names();
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> p_;
+};
+
+}  // namespace fleetga::commands

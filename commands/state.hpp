@@ -1,0 +1,83 @@
+#pragma once
+// Per-agent state owned by the service and shared by the handlers (single-threaded: only the
+// I/O thread touches it; offloaded work gets what it needs by value or through a pointer
+// that stays valid because requests are handled one at a time).
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "commands/gate.hpp"
+#include "commands/offload.hpp"
+#include "commands/support_level.hpp"
+#include "platform/files.hpp"
+#include "platform/system.hpp"
+
+namespace fleetga::commands {
+
+// <statedir>/qga.state, GLib key-file format as qemu-ga writes it:
+//   [global]
+//   fd_counter=1000
+//   support_level=1.1.0      <- fleetga only, present once guest-set-support-level ran
+struct persistent_state {
+  std::int64_t fd_counter = 1000;       // qemu-ga's first handle
+  std::optional<support_level> level;   // set by guest-set-support-level (wins over options)
+};
+
+inline constexpr std::string_view state_file_name = "qga.state";
+inline constexpr std::string_view frozen_file_name = "qga.state.isfrozen";
+
+std::string serialize(const persistent_state& s);
+// nullopt when the text is not a key file GLib would load. Keys other than these two are
+// dropped (qemu-ga rebuilds the file from its struct as well); a non-numeric fd_counter or a
+// malformed support_level is ignored (defaults), like "start over with the default values".
+std::optional<persistent_state> parse_state(std::string_view text);
+
+// Opened guest files, sorted by handle (handles only grow, so opening appends).
+class file_table {
+ public:
+  platform::stdio_file* find(std::int64_t handle) noexcept;
+  void add(std::int64_t handle, std::unique_ptr<platform::stdio_file> f);
+  void remove(std::int64_t handle) noexcept;
+  std::size_t size() const noexcept { return files_.size(); }
+
+ private:
+  std::vector<std::pair<std::int64_t, std::unique_ptr<platform::stdio_file>>> files_;
+};
+
+// guest-get-osinfo's whole reply value, valid while uname and the identity (stat) of every
+// os-release candidate it consulted are unchanged.
+struct osinfo_cache {
+  bool valid = false;
+  std::optional<std::string> env_path;  // $QGA_OS_RELEASE at the time of caching
+  std::vector<std::optional<platform::file_identity>> ids;  // of every candidate consulted
+  platform::uname_info uname;
+  std::string json;
+};
+
+struct agent_state {
+  agent_state(offloader& p, platform::system& s, std::string dir, std::uint64_t list_allowed,
+              support_level dflt);
+
+  offloader& pool;
+  platform::system& sys;
+  commands::gate gate;
+  std::string statedir;
+  support_level default_level;  // options::support_level (clamped) or 1.0.0
+  persistent_state pstate;
+  file_table files;
+
+  // guest-info's reply value, rebuilt only when the gate word changes.
+  std::string info_cache;
+  std::uint64_t info_cache_word = ~std::uint64_t{0};
+
+  osinfo_cache osinfo;
+
+  // The level in force: qga.state's when it has one, else the default.
+  support_level effective_level() const noexcept { return pstate.level.value_or(default_level); }
+};
+
+}  // namespace fleetga::commands

@@ -1,0 +1,195 @@
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "commands/table.hpp"
+#include "commands_harness.hpp"
+
+namespace fleetga::test {
+namespace {
+
+using commands::options;
+
+TEST(CommandsCore, PingExactBytes) {
+  service_fixture t;
+  EXPECT_EQ(t(R"({"execute":"guest-ping"})"), "{\"return\": {}}\n");
+  EXPECT_EQ(t(R"({"execute":"guest-ping","arguments":{}})"), "{\"return\": {}}\n");
+}
+
+TEST(CommandsCore, PingEchoesId) {
+  service_fixture t;
+  EXPECT_EQ(t(R"({"execute":"guest-ping","id":1})"), "{\"return\": {}, \"id\": 1}\n");
+  EXPECT_EQ(t(R"({"execute":"guest-ping","id":{"a":[1,"x"]}})"),
+            "{\"return\": {}, \"id\": {\"a\": [1, \"x\"]}}\n");
+}
+
+TEST(CommandsCore, PingRejectsArguments) {  // upstream test-qga.c /qga/invalid-args
+  service_fixture t;
+  EXPECT_EQ(t(R"({"execute":"guest-ping","arguments":{"foo":42}})"),
+            "{\"error\": {\"class\": \"GenericError\", \"desc\": \"Parameter 'foo' is unexpected\"}}\n");
+}
+
+TEST(CommandsCore, Sync) {
+  service_fixture t;
+  EXPECT_EQ(t(R"({"execute":"guest-sync","arguments":{"id":1234567}})"), "{\"return\": 1234567}\n");
+  EXPECT_EQ(t(R"({"execute":"guest-sync","arguments":{"id":-5},"id":"abc"})"),
+            "{\"return\": -5, \"id\": \"abc\"}\n");
+  EXPECT_EQ(t(R"({"execute":"guest-sync"})"),
+            "{\"error\": {\"class\": \"GenericError\", \"desc\": \"Parameter 'id' is missing\"}}\n");
+  EXPECT_EQ(t(R"({"execute":"guest-sync","arguments":{"id":"1"}})"),
+            "{\"error\": {\"class\": \"GenericError\", \"desc\": \"Invalid parameter type for 'id', expected: integer\"}}\n");
+}
+
+TEST(CommandsCore, SyncDelimitedHasFFPrefixOnlyOnSuccess) {
+  service_fixture t;
+  EXPECT_EQ(t(R"({"execute":"guest-sync-delimited","arguments":{"id":42}})"), "\xff{\"return\": 42}\n");
+  EXPECT_EQ(t(R"({"execute":"guest-sync-delimited"})"),
+            "{\"error\": {\"class\": \"GenericError\", \"desc\": \"Parameter 'id' is missing\"}}\n");
+}
+
+TEST(CommandsCore, UnknownCommand) {
+  service_fixture t;
+  EXPECT_EQ(t(R"({"execute":"guest-foo","id":7})"),
+            "{\"id\": 7, \"error\": {\"class\": \"CommandNotFound\", \"desc\": \"The command guest-foo has not been found\"}}\n");
+  // Upstream commands fleetga does not implement yet are "not found" too (not registered).
+  EXPECT_NE(t(R"({"execute":"guest-shutdown"})").find("has not been found"), std::string::npos);
+}
+
+TEST(CommandsCore, RequestValidationErrorsComeFromTheParser) {
+  service_fixture t;
+  EXPECT_EQ(t(R"([])"), "{\"error\": {\"class\": \"GenericError\", \"desc\": \"QMP input must be a JSON object\"}}\n");
+  EXPECT_EQ(t(R"({"exec-oob":"guest-ping"})"),
+            "{\"error\": {\"class\": \"GenericError\", \"desc\": \"QMP input member 'exec-oob' is unexpected\"}}\n");
+}
+
+TEST(CommandsCore, FramerErrorFrame) {
+  service_fixture t;
+  protocol::frame f;
+  f.type = protocol::frame::kind::error;
+  f.error = "JSON parse error, stray '\\xff'";  // raw desc; the writer escapes it
+  std::string out;
+  auto task = t.svc->handle(f, out);
+  ASSERT_TRUE(task.start());
+  EXPECT_TRUE(task.take());
+  EXPECT_EQ(out, "{\"error\": {\"class\": \"GenericError\", \"desc\": \"JSON parse error, stray '\\\\xff'\"}}\n");
+}
+
+TEST(CommandsCore, AppendsAfterExistingOutput) {
+  service_fixture t;
+  std::string buf = std::string(R"({"execute":"guest-sync","arguments":{"id":1}})") + std::string(64, '\0');
+  protocol::frame f;
+  f.text = std::string_view(buf.data(), buf.size() - 64);
+  std::string out = "previous\n";
+  auto task = t.svc->handle(f, out);
+  ASSERT_TRUE(task.start());
+  EXPECT_EQ(out, "previous\n{\"return\": 1}\n");
+}
+
+TEST(CommandsCore, InfoListsRegisteredCommandsInReverseOrder) {
+  service_fixture t;
+  std::string r = t(R"({"execute":"guest-info"})");
+  std::string expect = "{\"return\": {\"version\": \"" FLEETGA_QEMU_VERSION "\", \"supported_commands\": [";
+  auto names = commands::service::command_names();
+  for (std::size_t i = names.size(); i-- > 0;) {
+    expect += "{\"enabled\": true, \"name\": \"";
+    expect += names[i];
+    expect += "\", \"success-response\": true}";
+    if (i) expect += ", ";
+  }
+  expect += "], \"support_level\": {\"micro\": 0, \"minor\": 0, \"major\": 1}}}\n";
+  EXPECT_EQ(r, expect);
+  // Served from the cache the second time: same bytes.
+  EXPECT_EQ(t(R"({"execute":"guest-info"})"), expect);
+  EXPECT_EQ(r.rfind("{\"return\": {\"version\": \"10.2.0\", \"supported_commands\": [{\"enabled\": true, \"name\": \"guest-get-load\"", 0), 0u);
+  EXPECT_NE(r.find("{\"enabled\": true, \"name\": \"guest-sync-delimited\", \"success-response\": true}]"), std::string::npos);
+}
+
+TEST(CommandsCore, CommandNamesFollowUpstreamSchemaOrder) {
+  auto names = commands::service::command_names();
+  const std::vector<std::string_view> expect{
+      "guest-sync-delimited", "guest-sync",        "guest-ping",            "guest-get-time",
+      "guest-info",           "guest-set-support-level", "guest-file-open", "guest-file-close",
+      "guest-file-read",      "guest-file-write",  "guest-file-seek",       "guest-file-flush",
+      "guest-fsfreeze-status", "guest-get-host-name", "guest-get-timezone", "guest-get-osinfo",
+      "guest-get-load"};
+  EXPECT_EQ(names, expect);
+}
+
+TEST(CommandsCore, TableLookup) {
+  for (std::size_t i = 0; i < commands::command_count; ++i)
+    EXPECT_EQ(commands::find_command(commands::command_table[i].name), i);
+  EXPECT_FALSE(commands::find_command("guest-pin"));
+  EXPECT_FALSE(commands::find_command("guest-pingg"));
+  EXPECT_FALSE(commands::find_command("GUEST-PING"));
+  EXPECT_FALSE(commands::find_command(std::string_view("guest-ping\0", 11)));
+  // The freeze-safe set among registered commands (guest-fsfreeze-thaw arrives later).
+  std::vector<std::string_view> safe;
+  for (const auto& d : commands::command_table)
+    if (d.freeze_safe) safe.push_back(d.name);
+  std::vector<std::string_view> expect{"guest-sync-delimited", "guest-sync", "guest-ping", "guest-info",
+                                       "guest-fsfreeze-status"};
+  EXPECT_EQ(safe, expect);
+}
+
+TEST(CommandsCore, FsfreezeStatus) {
+  service_fixture t;
+  EXPECT_EQ(t(R"({"execute":"guest-fsfreeze-status"})"), "{\"return\": \"thawed\"}\n");
+  EXPECT_FALSE(t.svc->frozen());
+}
+
+TEST(CommandsCore, StartsFrozenWhenIsfrozenExistsAndDefersStateCreation) {
+  temp_dir d;
+  spit(d / "qga.state.isfrozen", "");
+  fake_system sys;
+  commands::inline_offloader pool;
+  options o;
+  o.statedir = d.path;
+  commands::service svc(o, pool, sys);
+  ASSERT_FALSE(svc.init());
+  EXPECT_TRUE(svc.frozen());
+  EXPECT_EQ(run(svc, R"({"execute":"guest-fsfreeze-status"})"), "{\"return\": \"frozen\"}\n");
+  EXPECT_EQ(d.list(), (std::set<std::string>{"qga.state.isfrozen"}));  // no qga.state written
+}
+
+TEST(CommandsCore, InitCreatesStateFileLikeQemuGa) {
+  service_fixture t;
+  EXPECT_EQ(slurp(t.state / "qga.state"), "[global]\nfd_counter=1000\n");
+  EXPECT_EQ(t.state.list(), (std::set<std::string>{"qga.state"}));
+}
+
+TEST(CommandsCore, InitFailsOnBadStatedir) {
+  fake_system sys;
+  commands::inline_offloader pool;
+  options o;
+  o.statedir = "/nonexistent/fleetga-statedir";
+  commands::service svc(o, pool, sys);
+  EXPECT_EQ(svc.init(), std::optional<std::string>("failed to load persistent state"));
+}
+
+TEST(CommandsCore, InitFailsOnUnparsableState) {
+  temp_dir d;
+  spit(d / "qga.state", "[global]\nthis is not a key file line\n");
+  fake_system sys;
+  commands::inline_offloader pool;
+  options o;
+  o.statedir = d.path;
+  commands::service svc(o, pool, sys);
+  EXPECT_EQ(svc.init(), std::optional<std::string>("failed to load persistent state"));
+}
+
+TEST(CommandsCore, HandlerExceptionBecomesGenericError) {
+  temp_dir d;
+  fake_system sys;
+  throwing_offloader pool;
+  options o;
+  o.statedir = d.path;
+  commands::service svc(o, pool, sys);
+  ASSERT_FALSE(svc.init());
+  std::string r = run(svc, R"({"execute":"guest-file-open","arguments":{"path":"/tmp/x","mode":"r"},"id":3})");
+  EXPECT_EQ(r, "{\"id\": 3, \"error\": {\"class\": \"GenericError\", \"desc\": \"internal error in guest-file-open: pool is gone\"}}\n");
+  // Still serving.
+  EXPECT_EQ(run(svc, R"({"execute":"guest-ping"})"), "{\"return\": {}}\n");
+}
+
+}  // namespace
+}  // namespace fleetga::test
