@@ -1,0 +1,112 @@
+#include "agent/run.hpp"
+
+#include <signal.h>
+
+#include <cstdio>
+#include <exception>
+#include <string>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <spdlog/spdlog.h>
+
+#include "agent/channel.hpp"
+#include "agent/log.hpp"
+#include "agent/offloader.hpp"
+#include "commands/service.hpp"
+#include "platform/system.hpp"
+#include "protocol/framer.hpp"
+
+namespace asio = boost::asio;
+
+namespace fleetga::agent {
+namespace {
+
+// Blocking work is file I/O and helpers; two workers keep one slow call from stalling the
+// next offloaded one without letting a flood of requests pile up threads.
+constexpr std::size_t worker_threads = 2;
+
+void arm_quit(asio::signal_set& signals, asio::io_context& io, commands::service& svc) {
+  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    if (svc.frozen()) {
+      // qemu-ga refuses to exit while frozen: its log/pid files may be on frozen filesystems
+      // and leaving them frozen is almost certainly a mistake.
+      arm_quit(signals, io, svc);
+      return;
+    }
+    spdlog::debug("received signal num {}, quitting", sig);
+    io.stop();
+  });
+}
+
+}  // namespace
+
+int run(const options& opts) {
+  if (auto err = init_logging(opts.logfile, opts.verbose)) {
+    std::fprintf(stderr, "%s\n", err->c_str());
+    return 1;
+  }
+  ::signal(SIGPIPE, SIG_IGN);
+
+  std::string path;
+  if (opts.method == "virtio-serial") {
+    path = opts.path.value_or(default_virtio_path);
+  } else if (opts.method == "unix-listen") {
+    if (!opts.path) {
+      spdlog::critical("must specify a path for this channel");
+      return 1;
+    }
+    path = *opts.path;
+  } else {
+    spdlog::critical("unsupported channel method/type: {}", opts.method);
+    spdlog::critical("failed to initialize guest agent channel");
+    return 1;
+  }
+
+  asio::io_context io(1);
+  pool_offloader pool(io.get_executor(), worker_threads);
+  platform::linux_system sys;
+  commands::options copts;
+  copts.statedir = opts.statedir;
+  copts.block_rpcs = opts.block_rpcs;
+  copts.allow_rpcs = opts.allow_rpcs;
+  copts.support_level = opts.support_level;
+  commands::service svc(std::move(copts), pool, sys);
+  if (auto err = svc.init()) {
+    spdlog::critical("{}", *err);
+    return 1;
+  }
+
+  protocol::framer framer;
+  std::string out;
+  session_io sio{framer, svc, out};
+
+  asio::signal_set quit(io, SIGTERM, SIGINT);
+  arm_quit(quit, io, svc);
+
+  int status = 0;
+  auto on_channel_end = [&](std::exception_ptr e) {
+    if (e) {
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        spdlog::critical("{}", ex.what());
+        spdlog::critical("failed to initialize guest agent channel");
+        status = 1;
+      }
+    }
+    io.stop();
+  };
+  if (opts.method == "unix-listen")
+    asio::co_spawn(io, run_unix_listen(path, sio), on_channel_end);
+  else
+    asio::co_spawn(io, run_virtio_serial(path, sio), on_channel_end);
+
+  io.run();
+  return status;
+}
+
+}  // namespace fleetga::agent

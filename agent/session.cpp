@@ -1,0 +1,123 @@
+#include "agent/session.hpp"
+
+#include <coroutine>
+#include <exception>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <spdlog/spdlog.h>
+
+#include "commands/service.hpp"
+#include "protocol/framer.hpp"
+
+namespace asio = boost::asio;
+
+namespace fleetga::agent {
+namespace {
+
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+// A coroutine that, when resumed, runs a callback once and frees itself: the bridge from a
+// commands::task completing (symmetric transfer to a coroutine_handle) to an Asio handler.
+struct resume_hook {
+  struct promise_type {
+    resume_hook get_return_object() noexcept {
+      return {std::coroutine_handle<promise_type>::from_promise(*this)};
+    }
+    std::suspend_always initial_suspend() noexcept { return {}; }
+    std::suspend_never final_suspend() noexcept { return {}; }
+    void return_void() noexcept {}
+    void unhandled_exception() noexcept { std::terminate(); }
+  };
+  std::coroutine_handle<promise_type> handle;
+};
+
+template <class F>
+resume_hook make_resume_hook(F f) {
+  f();
+  co_return;
+}
+
+// Waits (without blocking the I/O thread) for a handler task that suspended.
+template <class Task>
+asio::awaitable<void> wait_for(Task& t) {
+  auto ex = co_await asio::this_coro::executor;
+  co_await asio::async_initiate<decltype(asio::use_awaitable), void()>(
+      [&t, ex](auto handler) {
+        auto hook = make_resume_hook([h = std::move(handler), ex]() mutable {
+          // Post, don't resume inline: we are inside the task's final suspend.
+          asio::post(ex, std::move(h));
+        });
+        t.set_continuation(hook.handle);
+      },
+      asio::use_awaitable);
+}
+
+// Writes all of `out`: first a non-blocking attempt (a reply normally fits the socket
+// buffer, so no reactor round trip), then asynchronously for the rest.
+template <class Stream>
+asio::awaitable<bool> write_all(Stream& stream, std::string& out) {
+  boost::system::error_code ec;
+  std::size_t done = stream.write_some(asio::buffer(out), ec);
+  if (ec && ec != asio::error::would_block && ec != asio::error::try_again) co_return false;
+  if (done < out.size()) {
+    auto [wec, n] = co_await asio::async_write(
+        stream, asio::buffer(out.data() + done, out.size() - done), use_tuple);
+    (void)n;
+    if (wec) co_return false;
+  }
+  out.clear();
+  co_return true;
+}
+
+}  // namespace
+
+template <class Stream>
+asio::awaitable<stream_end> serve(Stream& stream, session_io io) {
+  boost::system::error_code ec;
+  stream.non_blocking(true, ec);
+  protocol::frame f;
+  for (;;) {
+    auto space = io.framer.prepare(read_chunk);
+    auto [rec, n] = co_await stream.async_read_some(asio::buffer(space.data(), space.size()), use_tuple);
+    if (rec || n == 0) {
+      io.out.clear();
+      if (rec && rec != asio::error::eof && rec != asio::error::connection_reset) {
+        spdlog::debug("channel read error: {}", rec.message());
+        co_return stream_end::error;
+      }
+      co_return stream_end::eof;
+    }
+    io.framer.commit(n);
+    bool peer_gone = false;
+    while (io.framer.next(f)) {
+      auto t = io.service.handle(f, io.out);
+      if (!t.start()) co_await wait_for(t);
+      t.take();
+      if (peer_gone) {
+        // Like qemu-ga, every request already received is still executed; its reply has
+        // nowhere to go.
+        io.out.clear();
+      } else if (io.out.size() >= output_high_water && !co_await write_all(stream, io.out)) {
+        peer_gone = true;
+        io.out.clear();
+      }
+    }
+    if (!peer_gone && !io.out.empty() && !co_await write_all(stream, io.out)) peer_gone = true;
+    if (peer_gone) {
+      io.out.clear();
+      co_return stream_end::eof;
+    }
+  }
+}
+
+template asio::awaitable<stream_end> serve(asio::local::stream_protocol::socket&, session_io);
+template asio::awaitable<stream_end> serve(asio::posix::stream_descriptor&, session_io);
+
+}  // namespace fleetga::agent
