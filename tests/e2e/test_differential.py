@@ -1,0 +1,160 @@
+"""Differential test: the same byte streams to Debian's qemu-ga (7.2) and to fleetga, replies
+compared byte for byte. Only behaviour where 7.2 and upstream agree is compared (wire spec
+§7 lists where they differ; there fleetga follows upstream and other tests check it)."""
+import os
+import unittest
+
+from qga import Agent, FLEETGA, QEMU_GA
+
+# Each case is a list of writes. After each case a barrier (0xFF + guest-sync-delimited)
+# collects every byte the case produced.
+CASES = {
+    # framing (§1.1)
+    "no newline": [b'{"execute":"guest-ping"}'],
+    "two in one write": [b'{"execute":"guest-ping","id":1}{"execute":"guest-ping","id":2}'],
+    "split in three": [b'{"exec', b'ute":"guest-', b'ping","id":"s"}'],
+    "whitespace only": [b"\n\n  \t\r\n"],
+    "single quotes": [b"{'execute':'guest-ping','id':'it''s'}", b"{'execute':'guest-ping','id':'a\"b'}"],
+    "escaped quote in sq": [b"{'execute':'guest-ping','id':'x\\'y'}"],
+    "top-level number": [b"123 "],
+    "top-level string": [b'"s"'],
+    "top-level keyword": [b"true\n", b"null\n"],
+    "array": [b"[]", b"[1,2]"],
+    # recovery (§1.2)
+    "0xff alone": [b"\xff"],
+    "0xff mid string": [b'{"execute":"guest-pi\xff{"execute":"guest-ping","id":"C"}'],
+    "at signs": [b'@@@ {"execute":"guest-ping","id":"F"}'],
+    "bare words": [b'hello world {"execute":"guest-ping"}'],
+    "0xff inside then brace": [b'{"execute":"gu\xffest"}'],
+    "nul then request": [b'\x00{"execute":"guest-ping"}'],
+    "bom then request": [b'\xef\xbb\xbf{"execute":"guest-ping"}'],
+    "stray close": [b"}", b"]"],
+    "bad escape": [b'{"execute":"guest-ping","id":"\\q"}'],
+    "lone surrogate": [b'{"execute":"guest-ping","id":"\\ud800"}'],
+    "bad utf8": [b'{"execute":"guest-ping","id":"\xc3\x28"}'],
+    "overlong nul": [b'{"execute":"guest-ping","id":"a\xc0\x80b"}'],
+    "u0000": [b'{"execute":"guest-ping","id":"a\\u0000b"}'],
+    "surrogate pair": [b'{"execute":"guest-ping","id":"\\ud83d\\ude00 \xf0\x9f\x98\x80"}'],
+    "control char in string": [b'{"execute":"guest-ping","id":"a\x01b"}'],
+    "duplicate key": [b'{"execute":"guest-ping","execute":"guest-ping"}'],
+    "duplicate nested": [b'{"execute":"guest-ping","id":{"a":1,"a":2}}'],
+    "missing colon": [b'{"execute" "guest-ping"}'],
+    "missing value": [b'{"execute":}'],
+    "trailing comma": [b'{"execute":"guest-ping",}', b'[1,]'],
+    "key not string": [b'{1:2}'],
+    "list separator": [b'[1 2]'],
+    "dict separator": [b'{"a":1 "b":2}'],
+    "bad keyword": [b'{"execute":"guest-ping","id":nul}'],
+    "upper keyword": [b'{"execute":"guest-ping","id":TRUE}'],
+    "leading zero": [b'{"execute":"guest-ping","id":01}'],
+    "nesting limit": [b"[" * 1025 + b"]" * 1025],
+    "nesting ok": [b'{"execute":"guest-ping","id":' + b"[" * 1000 + b"]" * 1000 + b"}"],
+    # validation (§1.4)
+    "not object": [b"[]", b"1 ", b'"s"', b"null "],
+    "unexpected member": [b'{"execute":"guest-ping","foo":1}'],
+    "exec-oob": [b'{"exec-oob":"guest-ping"}'],
+    "execute not string": [b'{"execute":1}'],
+    "arguments not object": [b'{"execute":"guest-ping","arguments":[]}', b'{"execute":"guest-ping","arguments":null}'],
+    "no execute": [b"{}", b'{"id":5}'],
+    "several bad members": [b'{"foo":1,"execute":2,"arguments":3,"id":4}', b'{"bar":1,"baz":2}'],
+    "unknown command": [b'{"execute":"guest-foo","id":"u"}'],
+    "ping unexpected arg": [b'{"execute":"guest-ping","arguments":{"foo":42}}'],
+    "sync missing": [b'{"execute":"guest-sync","arguments":{}}', b'{"execute":"guest-sync"}'],
+    "sync type": [b'{"execute":"guest-sync","arguments":{"id":"x"}}',
+                  b'{"execute":"guest-sync","arguments":{"id":1.5}}',
+                  b'{"execute":"guest-sync","arguments":{"id":1e3}}',
+                  b'{"execute":"guest-sync","arguments":{"id":9223372036854775808}}',
+                  b'{"execute":"guest-sync","arguments":{"id":true}}'],
+    "sync values": [b'{"execute":"guest-sync","arguments":{"id":-9223372036854775808}}',
+                    b'{"execute":"guest-sync","arguments":{"id":9223372036854775807}}'],
+    "sync missing beats unexpected": [b'{"execute":"guest-sync","arguments":{"foo":1}}'],
+    "delimited bad args": [b'{"execute":"guest-sync-delimited","arguments":{"id":"x"}}'],
+    "delimited ok": [b'{"execute":"guest-sync-delimited","arguments":{"id":77},"id":"d"}'],
+    # id echo (§1.4)
+    "ids": [b'{"execute":"guest-ping","id":-5}', b'{"execute":"guest-ping","id":18446744073709551615}',
+            b'{"execute":"guest-ping","id":18446744073709551616}', b'{"execute":"guest-ping","id":0.1}',
+            b'{"execute":"guest-ping","id":1.0}', b'{"execute":"guest-ping","id":1e3}',
+            b'{"execute":"guest-ping","id":1.5e10}', b'{"execute":"guest-ping","id":-0.0}',
+            b'{"execute":"guest-ping","id":{"b":1,"a":[true,null,"x"],"c":{"y":1,"x":2}}}',
+            b'{"execute":"guest-ping","id":[]}', b'{"execute":"guest-ping","id":{}}',
+            b'{"execute":"guest-ping","id":null}', b'{"execute":"guest-ping","id":"\\u00e9\\/\\b\\f"}',
+            b'{"execute":"guest-ping","id":"\xc3\xa9\x7f"}',
+            b'{"execute":"guest-foo","id":{"k":"v"}}', b'{"id":[1],"execute":5}'],
+    "member order": [b'{"id":1,"arguments":{},"execute":"guest-ping"}',
+                     b'{"arguments":{"id":3},"id":"z","execute":"guest-sync"}'],
+    # files (§3.2)
+    "file ops": [b'{"execute":"guest-file-open","arguments":{"path":"foo","mode":"w+"}}',
+                 b'{"execute":"guest-file-write","arguments":{"handle":1000,"buf-b64":"SGVsbG8gV29ybGQhCgA="}}',
+                 b'{"execute":"guest-file-read","arguments":{"handle":1000}}',
+                 b'{"execute":"guest-file-seek","arguments":{"handle":1000,"offset":0,"whence":"set"}}',
+                 b'{"execute":"guest-file-read","arguments":{"handle":1000,"count":5}}',
+                 b'{"execute":"guest-file-seek","arguments":{"handle":1000,"offset":-2,"whence":2}}',
+                 b'{"execute":"guest-file-read","arguments":{"handle":1000,"count":0}}',
+                 b'{"execute":"guest-file-read","arguments":{"handle":1000,"count":-1}}',
+                 b'{"execute":"guest-file-read","arguments":{"handle":1000,"count":50331649}}',
+                 b'{"execute":"guest-file-write","arguments":{"handle":1000,"buf-b64":"QUJD","count":4}}',
+                 b'{"execute":"guest-file-write","arguments":{"handle":1000,"buf-b64":"QU@D"}}',
+                 b'{"execute":"guest-file-write","arguments":{"handle":1000,"buf-b64":"QUJD","count":2}}',
+                 b'{"execute":"guest-file-seek","arguments":{"handle":1000,"offset":0,"whence":7}}',
+                 b'{"execute":"guest-file-seek","arguments":{"handle":1000,"offset":0,"whence":"bogus"}}',
+                 b'{"execute":"guest-file-seek","arguments":{"handle":1000,"offset":0,"whence":true}}',
+                 b'{"execute":"guest-file-seek","arguments":{"handle":1000,"offset":-100,"whence":"set"}}',
+                 b'{"execute":"guest-file-flush","arguments":{"handle":1000}}',
+                 b'{"execute":"guest-file-close","arguments":{"handle":1000}}',
+                 b'{"execute":"guest-file-close","arguments":{"handle":1000}}',
+                 b'{"execute":"guest-file-read","arguments":{"handle":5}}'],
+    "file open errors": [b'{"execute":"guest-file-open","arguments":{"path":"/nonexistent/x"}}',
+                         b'{"execute":"guest-file-open","arguments":{"path":"foo","mode":"q"}}',
+                         b'{"execute":"guest-file-open","arguments":{"mode":"r"}}'],
+    "file directory and read-only": [
+        b'{"execute":"guest-file-open","arguments":{"path":".","mode":"r"}}',
+        b'{"execute":"guest-file-read","arguments":{"handle":1001}}',
+        b'{"execute":"guest-file-close","arguments":{"handle":1001}}',
+        b'{"execute":"guest-file-open","arguments":{"path":"foo","mode":"r"}}',
+        b'{"execute":"guest-file-write","arguments":{"handle":1002,"buf-b64":"QUJD"}}',
+        b'{"execute":"guest-file-close","arguments":{"handle":1002}}'],
+    # machine state, same on both
+    "host name": [b'{"execute":"guest-get-host-name"}'],
+    "osinfo": [b'{"execute":"guest-get-osinfo"}'],
+    "timezone": [b'{"execute":"guest-get-timezone"}'],
+    "fsfreeze status": [b'{"execute":"guest-fsfreeze-status","id":"f"}'],
+}
+
+
+def run_cases(binary):
+    out = {}
+    with Agent(binary) as a:
+        c = a.connect()
+        for n, (name, writes) in enumerate(CASES.items()):
+            for w in writes:
+                c.send(w)
+            barrier = 900000 + n
+            c.send(b'\xff{"execute":"guest-sync-delimited","arguments":{"id":%d}}' % barrier)
+            end = b'\xff{"return": %d}\n' % barrier
+            while end not in c.buf:
+                chunk = c.s.recv(1 << 20)
+                if not chunk:
+                    raise EOFError(f"agent closed the connection during case {name!r}")
+                c.buf += chunk
+            got, c.buf = c.buf.split(end, 1)
+            out[name] = got
+        c.close()
+        a.stop()
+    return out
+
+
+@unittest.skipUnless(os.path.exists(QEMU_GA), "Debian's qemu-ga is not installed")
+class Differential(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.ref = run_cases(QEMU_GA)
+        cls.ours = run_cases(FLEETGA)
+
+    def test_cases(self):
+        for name in CASES:
+            with self.subTest(case=name):
+                self.assertEqual(self.ours[name].decode("latin-1"), self.ref[name].decode("latin-1"))
+
+
+if __name__ == "__main__":
+    unittest.main()
