@@ -106,6 +106,9 @@ int run(const options& opts) {
     asio::co_spawn(io, run_virtio_serial(path, sio), on_channel_end);
 
   io.run();
+  // Work still running on a worker refers to the service's state: let it finish before the
+  // service goes away.
+  pool.join();
   return status;
 }
 

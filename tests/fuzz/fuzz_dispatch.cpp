@@ -39,6 +39,12 @@ struct fixture {
       std::abort();
     }
   }
+  ~fixture() {
+    delete svc;
+    std::string state = statedir + "/qga.state";
+    ::unlink(state.c_str());
+    ::rmdir(statedir.c_str());
+  }
 };
 
 void check_replies(const std::string& out) {
