@@ -134,6 +134,8 @@ def main():
     ap.add_argument("--out", default=None)
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
+    args.fleetga = os.path.abspath(args.fleetga)
+    args.qga_bench = os.path.abspath(args.qga_bench)
     qver = subprocess.run([QEMU_GA, "-V"], capture_output=True, text=True).stdout.split("\n")[0]
     fver = subprocess.run([args.fleetga, "-V"], capture_output=True, text=True).stdout.strip().replace("\n", ", ")
 
