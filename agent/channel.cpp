@@ -1,7 +1,6 @@
 #include "agent/channel.hpp"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -18,22 +17,18 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
+#include "protocol/framer.hpp"
+
 namespace asio = boost::asio;
 using asio::local::stream_protocol;
 
 namespace fleetga::agent {
 namespace {
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
-// Fallback when no SIGIO arrives (a kernel that doesn't send one): qemu-ga polls at 10 Hz.
-constexpr auto host_wait_fallback = std::chrono::milliseconds(100);
+// virtio_console raises SIGIO when the host opens its end, so the timer is only a safety net
+// (qemu-ga polls at 10 Hz instead); once a second keeps an idle fleet of guests quiet.
+constexpr auto host_wait_fallback = std::chrono::seconds(1);
 
-// virtio_console reports POLLHUP while the host end is closed; buffered input (POLLIN) is
-// still worth reading.
-bool host_attached(int fd) {
-  pollfd pfd{fd, POLLIN | POLLOUT, 0};
-  if (::poll(&pfd, 1, 0) < 0) return false;
-  return !(pfd.revents & POLLHUP) || (pfd.revents & POLLIN);
-}
 }  // namespace
 
 asio::awaitable<void> run_unix_listen(std::string path, session_io io) {
@@ -75,18 +70,30 @@ asio::awaitable<void> run_virtio_serial(std::string path, session_io io) {
       spdlog::critical("error reading channel");
       co_return;
     }
-    // EOF: no host attached. Sleep until SIGIO says the host opened its end.
+    // EOF: no host attached. Sleep until SIGIO (virtio_console sends one when the host opens
+    // its end and when input arrives) or the fallback timer, then probe with a read, which
+    // tells the three cases apart exactly: 0 = no host and nothing buffered, EAGAIN = a host
+    // is attached, > 0 = input a host wrote before it left (executed, as qemu-ga does; serve()
+    // dispatches it first). poll() can't: with the host closed it reports POLLIN|POLLHUP
+    // whether or not input is buffered (a read "would not block": it returns EOF).
     int flags = ::fcntl(fd, F_GETFL);
     ::fcntl(fd, F_SETFL, flags | O_ASYNC);
-    bool attached = host_attached(fd);
-    while (!attached) {
-      timer.expires_after(host_wait_fallback);
-      sigio.async_wait([&timer](const boost::system::error_code& ec, int) {
-        if (!ec) timer.cancel();
-      });
-      co_await timer.async_wait(use_tuple);
-      sigio.cancel();
-      attached = host_attached(fd);
+    for (bool first = true;; first = false) {
+      if (!first) {
+        timer.expires_after(host_wait_fallback);
+        sigio.async_wait([&timer](const boost::system::error_code& ec, int) {
+          if (!ec) timer.cancel();
+        });
+        co_await timer.async_wait(use_tuple);
+        sigio.cancel();
+      }
+      auto space = io.framer.prepare(read_chunk);
+      ssize_t n = ::read(fd, space.data(), space.size());
+      if (n > 0) {
+        io.framer.commit(static_cast<std::size_t>(n));
+        break;
+      }
+      if (n < 0 && errno != EINTR) break;  // EAGAIN: attached; anything else: serve() sees it
     }
     ::fcntl(fd, F_SETFL, flags & ~O_ASYNC);
   }

@@ -84,17 +84,7 @@ asio::awaitable<stream_end> serve(Stream& stream, session_io io) {
   stream.non_blocking(true, ec);
   protocol::frame f;
   for (;;) {
-    auto space = io.framer.prepare(read_chunk);
-    auto [rec, n] = co_await stream.async_read_some(asio::buffer(space.data(), space.size()), use_tuple);
-    if (rec || n == 0) {
-      io.out.clear();
-      if (rec && rec != asio::error::eof && rec != asio::error::connection_reset) {
-        spdlog::debug("channel read error: {}", rec.message());
-        co_return stream_end::error;
-      }
-      co_return stream_end::eof;
-    }
-    io.framer.commit(n);
+    // Frames already in the framer first: the channel may hand over input it read itself.
     bool peer_gone = false;
     while (io.framer.next(f)) {
       auto t = io.service.handle(f, io.out);
@@ -114,6 +104,17 @@ asio::awaitable<stream_end> serve(Stream& stream, session_io io) {
       io.out.clear();
       co_return stream_end::eof;
     }
+    auto space = io.framer.prepare(read_chunk);
+    auto [rec, n] = co_await stream.async_read_some(asio::buffer(space.data(), space.size()), use_tuple);
+    if (rec || n == 0) {
+      io.out.clear();
+      if (rec && rec != asio::error::eof && rec != asio::error::connection_reset) {
+        spdlog::debug("channel read error: {}", rec.message());
+        co_return stream_end::error;
+      }
+      co_return stream_end::eof;
+    }
+    io.framer.commit(n);
   }
 }
 

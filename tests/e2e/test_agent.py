@@ -6,6 +6,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -78,10 +79,15 @@ class Ordering(unittest.TestCase):
     def test_1000_separate_writes_1000_replies_in_order(self):
         with Agent() as a:
             c = a.connect()
+            # Replies are read while requests are written, as a real client does: a client
+            # that never reads must eventually block (the agent's output is bounded).
+            replies = []
+            reader = threading.Thread(target=lambda: replies.extend(c.line() for _ in range(1000)))
+            reader.start()
             for i in range(1000):
                 c.send(f'{{"execute":"guest-sync","arguments":{{"id":{i}}}}}')
-            for i in range(1000):
-                self.assertEqual(json.loads(c.line()), {"return": i})
+            reader.join(60)
+            self.assertEqual([json.loads(r) for r in replies], [{"return": i} for i in range(1000)])
             c.close()
             a.stop()
 

@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# Assembles a tiny QEMU guest from Debian packages:
+#   OUT_DIR/vmlinux               Debian's kernel, the plain ELF (PVH boot: no in-guest
+#                                 xz decompression under TCG); OUT_DIR/vmlinuz is the bzImage
+#   OUT_DIR/initrd-fleetga.img    busybox-static + fleetga + its libraries + virtio modules
+#   OUT_DIR/initrd-qemu-ga.img    the same plus Debian's /usr/sbin/qemu-ga and its libraries
+#                                 (only when qemu-ga is installed on this machine)
+# The kernel package is fetched with `apt-get download` and unpacked with `dpkg-deb -x` into
+# BUILD_DIR/vm-cache (reused between runs); nothing is installed on this machine.
+#
+# usage: build-guest.sh BUILD_DIR FLEETGA_BIN OUT_DIR
+set -euo pipefail
+if (($# != 3)); then
+  echo "usage: $0 BUILD_DIR FLEETGA_BIN OUT_DIR" >&2
+  exit 2
+fi
+build_dir=$(realpath -m "$1")
+fleetga_bin=$(realpath "$2")
+out_dir=$(realpath -m "$3")
+here=$(cd "$(dirname "$0")" && pwd)
+cache="$build_dir/vm-cache"
+mkdir -p "$cache" "$out_dir"
+
+for tool in busybox cpio python3 ldd apt-get dpkg-deb; do
+  command -v "$tool" >/dev/null || { echo "build-guest: missing $tool" >&2; exit 3; }
+done
+busybox_bin=/bin/busybox
+[ -x "$busybox_bin" ] || busybox_bin=$(command -v busybox)
+# busybox-static: a dynamically linked busybox would need its libraries too.
+if ldd "$busybox_bin" >/dev/null 2>&1; then
+  echo "build-guest: $busybox_bin is not static (install busybox-static)" >&2
+  exit 3
+fi
+
+# ---- the kernel -------------------------------------------------------------------------
+# linux-image-amd64 is a metapackage; the versioned package is what it depends on. An
+# explicit FLEETGA_VM_KERNEL_PKG pins it.
+kpkg=${FLEETGA_VM_KERNEL_PKG:-}
+resolve_kpkg() {
+  apt-cache depends linux-image-amd64 2>/dev/null |
+    sed -n 's/^ *Depends: \(linux-image-[0-9].*-amd64\)$/\1/p' | head -n1
+}
+if [ -z "$kpkg" ] && ! ls -d "$cache"/linux-image-*-amd64/boot >/dev/null 2>&1; then
+  kpkg=$(resolve_kpkg)
+  # No package lists yet (a fresh container): fetch them once, as root.
+  if [ -z "$kpkg" ] && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq >&2 || true
+    kpkg=$(resolve_kpkg)
+  fi
+elif [ -z "$kpkg" ]; then
+  # Follow the metapackage when apt knows it; else keep the cached kernel (offline).
+  kpkg=$(resolve_kpkg)
+  [ -n "$kpkg" ] || kpkg=$(ls -d "$cache"/linux-image-*-amd64 | head -n1 | xargs basename)
+fi
+[ -n "$kpkg" ] || { echo "build-guest: cannot resolve linux-image-amd64 (apt-get update?)" >&2; exit 3; }
+kdir="$cache/$kpkg"
+if [ ! -d "$kdir/boot" ]; then
+  echo "build-guest: fetching $kpkg" >&2
+  dl="$cache/dl"
+  rm -rf "$dl" "$kdir.tmp" && mkdir -p "$dl"
+  # _apt can't write to a root-only cache dir; the download then runs as root (a warning).
+  (cd "$dl" && apt-get download -q "$kpkg" 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2 || true)
+  deb=$(ls "$dl"/"$kpkg"_*.deb 2>/dev/null | head -n1)
+  [ -n "$deb" ] || { echo "build-guest: apt-get download $kpkg failed" >&2; exit 3; }
+  dpkg-deb -x "$deb" "$kdir.tmp"
+  rm -rf "$dl"
+  mv "$kdir.tmp" "$kdir"
+fi
+kver=$(ls "$kdir/lib/modules" | head -n1)
+vmlinuz="$kdir/boot/vmlinuz-$kver"
+if [ ! -s "$kdir/vmlinux" ]; then
+  # The bzImage holds an xz stream; the plain ELF boots through PVH without the guest
+  # decompressing ~65 MB under TCG.
+  python3 - "$vmlinuz" "$kdir/vmlinux" <<'EOF'
+import lzma, sys, zlib
+data = open(sys.argv[1], 'rb').read()
+for magic, make in ((b'\xfd7zXZ\x00', lambda: lzma.LZMADecompressor(lzma.FORMAT_XZ)),
+                    (b'\x1f\x8b\x08', lambda: zlib.decompressobj(31))):
+    at = data.find(magic)
+    while at >= 0:
+        try:
+            out = make().decompress(data[at:])
+            if out[:4] == b'\x7fELF':
+                open(sys.argv[2] + '.tmp', 'wb').write(out)
+                import os; os.replace(sys.argv[2] + '.tmp', sys.argv[2])
+                sys.exit(0)
+        except (lzma.LZMAError, zlib.error):
+            pass
+        at = data.find(magic, at + 1)
+sys.exit('no ELF kernel inside ' + sys.argv[1])
+EOF
+fi
+cp -f "$kdir/vmlinux" "$out_dir/vmlinux.tmp" && mv -f "$out_dir/vmlinux.tmp" "$out_dir/vmlinux"
+cp -f "$vmlinuz" "$out_dir/vmlinuz"
+
+# ---- initramfs --------------------------------------------------------------------------
+stage=$(mktemp -d "$build_dir/vm-stage.XXXXXX")
+trap 'rm -rf "$stage"' EXIT
+root="$stage/base"
+mkdir -p "$root"/{bin,sbin,dev,proc,sys,run,tmp,etc,var,lib/modules,usr/bin,usr/sbin}
+cp "$busybox_bin" "$root/bin/busybox"
+for applet in $("$busybox_bin" --list); do
+  [ -e "$root/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
+done
+cp "$here/init" "$root/init"
+chmod 755 "$root/init"
+echo "root:x:0:0:root:/root:/bin/sh" > "$root/etc/passwd"
+echo "root:x:0:" > "$root/etc/group"
+echo "fleetga-vm" > "$root/etc/hostname"
+cat > "$root/etc/os-release" <<'EOF'
+PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"
+NAME="Debian GNU/Linux"
+VERSION_ID="12"
+VERSION="12 (bookworm)"
+VERSION_CODENAME=bookworm
+ID=debian
+EOF
+
+# Copies a binary and everything `ldd` names (plus the dynamic loader) into $1.
+add_elf() {
+  local dest=$1 bin=$2 target=$3
+  mkdir -p "$dest$(dirname "$target")"
+  cp -L "$bin" "$dest$target"
+  # Debug info only costs guest RAM (the initramfs lives in it): an ASan build is ~70 MB.
+  strip --strip-debug "$dest$target" 2>/dev/null || true
+  ldd "$bin" | awk '/=> \//{print $3} /^\t\/[^ ]+ \(/{print $1}' | while read -r lib; do
+    [ -e "$dest$lib" ] && continue
+    mkdir -p "$dest$(dirname "$lib")"
+    cp -L "$lib" "$dest$lib"
+    strip --strip-debug "$dest$lib" 2>/dev/null || true
+  done
+}
+add_elf "$root" "$fleetga_bin" /usr/sbin/fleetga
+
+# Kernel modules in dependency order (read from each module's .modinfo), loaded by init with
+# insmod: the package has no modules.dep (depmod runs at install time).
+python3 - "$kdir/lib/modules/$kver" "$root/lib/modules" "$kdir/lib/modules/$kver/modules.builtin" <<'EOF'
+import os, re, shutil, sys
+src, dst, builtin = sys.argv[1:4]
+wanted = ['virtio_pci', 'virtio_console', 'virtio_blk', 'virtio_net']
+paths = {}
+for d, _, files in os.walk(src):
+    for f in files:
+        if f.endswith('.ko'):
+            paths[f[:-3].replace('-', '_')] = os.path.join(d, f)
+built_in = {os.path.basename(l.strip())[:-3].replace('-', '_') for l in open(builtin)}
+order = []
+def visit(m, stack=()):
+    if m in order or m in built_in or m in stack:
+        return
+    if m not in paths:
+        sys.exit('module %s not found' % m)
+    info = open(paths[m], 'rb').read()
+    deps = re.search(rb'\x00depends=([^\x00]*)\x00', info)
+    for dep in (deps.group(1).decode().split(',') if deps and deps.group(1) else []):
+        visit(dep.replace('-', '_'), stack + (m,))
+    order.append(m)
+for m in wanted:
+    visit(m)
+with open(os.path.join(dst, 'load-order'), 'w') as lst:
+    for m in order:
+        shutil.copy(paths[m], os.path.join(dst, m + '.ko'))
+        lst.write(m + '\n')
+EOF
+
+mkcpio() {  # dir out
+  (cd "$1" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) > "$2"
+}
+# Uncompressed: the kernel unpacks it faster under TCG than it inflates gzip.
+mkcpio "$root" "$stage/base.cpio"
+cp "$stage/base.cpio" "$out_dir/initrd-fleetga.img.tmp"
+mv -f "$out_dir/initrd-fleetga.img.tmp" "$out_dir/initrd-fleetga.img"
+
+# The reference agent as a second variant: a second cpio appended to the first (the kernel
+# unpacks concatenated archives in order).
+rm -f "$out_dir/initrd-qemu-ga.img"
+if [ -x /usr/sbin/qemu-ga ]; then
+  qroot="$stage/qemu-ga"
+  mkdir -p "$qroot"
+  add_elf "$qroot" /usr/sbin/qemu-ga /usr/sbin/qemu-ga
+  # Files the base archive already has would just be overwritten with identical copies.
+  mkcpio "$qroot" "$stage/qemu-ga.cpio"
+  cat "$stage/base.cpio" "$stage/qemu-ga.cpio" > "$out_dir/initrd-qemu-ga.img.tmp"
+  mv -f "$out_dir/initrd-qemu-ga.img.tmp" "$out_dir/initrd-qemu-ga.img"
+fi
+echo "$kver" > "$out_dir/kernel-version"
+echo "build-guest: $out_dir (kernel $kver, modules: $(tr '\n' ' ' < "$root/lib/modules/load-order"))" >&2

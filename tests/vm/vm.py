@@ -1,0 +1,313 @@
+"""Boots the fleetga test guest (tests/vm/build-guest.sh) under qemu-system-x86_64 with TCG and
+talks to the agent over a real virtio-serial port whose host side is a unix socket QEMU
+listens on. Python 3 stdlib only.
+
+    with Guest(out_dir, agent="fleetga") as g:      # boots, waits for the console marker
+        c = g.connect()                             # a host client on the port's socket
+        c.sync_delimited(42)
+        print(c.cmd("guest-info"))
+
+QEMU is always killed when the context ends (also on errors and timeouts), and every wait is
+bounded by a deadline.
+"""
+import fcntl
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+QEMU = os.environ.get("QEMU_SYSTEM_X86_64", "qemu-system-x86_64")
+PORT_NAME = "org.qemu.guest_agent.0"
+MARKER = re.compile(rb"FLEETGA-VM: agent (\S+) started pid=(\d+)")
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class VMError(RuntimeError):
+    pass
+
+
+def _die_with_parent():
+    """In the child before exec: QEMU gets SIGKILL when the test process dies, even when it
+    is killed itself (a ctest timeout) and no context manager runs."""
+    import ctypes
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def build_guest(build_dir, fleetga_bin, out_dir=None):
+    """Runs build-guest.sh; returns the output directory. Raises VMError(code, text)."""
+    out_dir = out_dir or os.path.join(build_dir, "vm-out")
+    p = subprocess.run([os.path.join(HERE, "build-guest.sh"), build_dir, fleetga_bin, out_dir],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=600)
+    if p.returncode:
+        err = VMError(f"build-guest.sh failed ({p.returncode}): {p.stdout.decode(errors='replace')}")
+        err.returncode = p.returncode
+        raise err
+    return out_dir
+
+
+class Client:
+    """A host-side client on the port's unix socket. Every read has a deadline."""
+
+    def __init__(self, path, timeout=10.0):
+        self.timeout = timeout
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.s.settimeout(timeout)
+        self.s.connect(path)
+        self.buf = b""
+
+    def close(self):
+        self.s.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.s.sendall(data)
+
+    def _fill(self, deadline):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"no reply in time (have {self.buf[-200:]!r})")
+        self.s.settimeout(left)
+        try:
+            chunk = self.s.recv(1 << 20)
+        except socket.timeout:
+            raise TimeoutError(f"no reply in time (have {self.buf[-200:]!r})") from None
+        if not chunk:
+            raise EOFError("QEMU closed the connection")
+        self.buf += chunk
+
+    def line(self, timeout=None):
+        """One reply line (bytes without the newline; a leading 0xFF is kept)."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while b"\n" not in self.buf:
+            self._fill(deadline)
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line
+
+    def reply(self, timeout=None):
+        return json.loads(self.line(timeout))
+
+    def cmd(self, execute, arguments=None, timeout=None, **extra):
+        req = {"execute": execute}
+        if arguments is not None:
+            req["arguments"] = arguments
+        req.update(extra)
+        self.send(json.dumps(req) + "\n")
+        return self.reply(timeout)
+
+    def ret(self, execute, arguments=None, timeout=None):
+        r = self.cmd(execute, arguments, timeout)
+        if "return" not in r:
+            raise AssertionError(f"{execute}: {r}")
+        return r["return"]
+
+    def sync_delimited(self, ident=None, timeout=None):
+        """The documented handshake: 0xFF, guest-sync-delimited, discard up to the 0xFF,
+        read replies until one carries our id. Returns (reply, bytes skipped)."""
+        ident = random.randrange(1 << 62) if ident is None else ident
+        deadline = time.monotonic() + (timeout or self.timeout)
+        self.send(b"\xff" + json.dumps(
+            {"execute": "guest-sync-delimited", "arguments": {"id": ident}}).encode() + b"\n")
+        skipped = 0
+        while True:
+            while b"\xff" not in self.buf:
+                skipped += len(self.buf)
+                self.buf = b""
+                self._fill(deadline)
+            at = self.buf.index(b"\xff")
+            skipped += at
+            self.buf = self.buf[at + 1:]
+            while b"\n" not in self.buf:
+                self._fill(deadline)
+            line, self.buf = self.buf.split(b"\n", 1)
+            reply = json.loads(line)
+            if reply.get("return") == ident:
+                return reply, skipped
+            skipped += len(line) + 1
+
+    def read_file(self, path, count=65536):
+        h = self.ret("guest-file-open", {"path": path, "mode": "r"})
+        try:
+            import base64
+            r = self.ret("guest-file-read", {"handle": h, "count": count})
+            return base64.b64decode(r["buf-b64"])
+        finally:
+            self.ret("guest-file-close", {"handle": h})
+
+
+class Guest:
+    """One QEMU guest. `agent` is "fleetga" or "qemu-ga" (needs initrd-qemu-ga.img)."""
+
+    def __init__(self, out_dir, agent="fleetga", agent_args=(), memory=512, boot_timeout=60,
+                 workdir=None, extra_append="", lock_path=None, kernel=None):
+        self.out_dir = out_dir
+        # vmlinux (PVH entry, nothing to decompress) boots faster than the bzImage under TCG.
+        self.kernel = kernel or os.environ.get("FLEETGA_VM_KERNEL", "vmlinux")
+        self.agent = agent
+        self.agent_args = list(agent_args)
+        self.memory = memory
+        self.boot_timeout = boot_timeout
+        self.extra_append = extra_append
+        self.given_workdir = workdir
+        self.lock_path = lock_path
+        self.proc = None
+        self.lock = None
+        self.agent_pid = None
+        self.t_start = None
+        self.t_marker = None          # seconds from QEMU start to the console marker
+        self.t_first_reply = None     # seconds from QEMU start to the first sync reply
+
+    # -- life cycle ---------------------------------------------------------------------
+    def __enter__(self):
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def argv(self):
+        initrd = os.path.join(self.out_dir, f"initrd-{self.agent}.img")
+        if not os.path.exists(initrd):
+            raise VMError(f"no {initrd}")
+        append = ["console=ttyS0", "panic=-1", "quiet", "fga.agent=" + self.agent]
+        if self.agent_args:
+            if any("," in a or " " in a for a in self.agent_args):
+                raise VMError("agent args may not contain commas or spaces")
+            append.append("fga.args=" + ",".join(self.agent_args))
+        if self.extra_append:
+            append.append(self.extra_append)
+        return [QEMU, "-nodefaults", "-nographic", "-monitor", "none", "-no-reboot",
+                "-machine", "q35", "-accel", "tcg", "-m", str(self.memory),
+                "-kernel", os.path.join(self.out_dir, self.kernel), "-initrd", initrd,
+                "-append", " ".join(append),
+                "-serial", "file:" + self.console_path,
+                "-device", "virtio-serial-pci",
+                "-chardev", f"socket,id=qga0,path={self.sock},server=on,wait=off",
+                "-device", f"virtserialport,chardev=qga0,name={PORT_NAME}"]
+
+    def start(self):
+        self.workdir = self.given_workdir or tempfile.mkdtemp(prefix="fleetga-vm.")
+        self.sock = os.path.join(self.workdir, "qga.sock")
+        self.console_path = os.path.join(self.workdir, "console.log")
+        for p in (self.sock, self.console_path):
+            if os.path.exists(p):
+                os.unlink(p)
+        if self.lock_path:  # one QEMU at a time on this machine, whoever runs it
+            self.lock = open(self.lock_path, "w")
+            deadline = time.monotonic() + 600
+            while True:
+                try:
+                    fcntl.flock(self.lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise VMError(f"{self.lock_path} held for 10 minutes") from None
+                    time.sleep(0.2)
+        argv = self.argv()
+        self.qemu_log = open(os.path.join(self.workdir, "qemu.log"), "wb")
+        self.t_start = time.monotonic()
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.qemu_log,
+                                     stderr=subprocess.STDOUT, start_new_session=True,
+                                     preexec_fn=_die_with_parent)
+        deadline = self.t_start + self.boot_timeout
+        # The host may connect before the guest opens the port: QEMU keeps the bytes until
+        # it does, so this measures QEMU start -> first reply.
+        while not os.path.exists(self.sock):
+            self._check_alive()
+            if time.monotonic() > deadline:
+                raise VMError("QEMU did not create the socket" + self.diagnostics())
+            time.sleep(0.005)
+        try:
+            with Client(self.sock, timeout=max(1.0, deadline - time.monotonic())) as c:
+                c.sync_delimited(1)
+        except (TimeoutError, EOFError, OSError) as e:
+            raise VMError(f"no reply from the agent: {e}" + self.diagnostics()) from None
+        self.t_first_reply = time.monotonic() - self.t_start
+        while True:
+            m = MARKER.search(self.console())
+            if m:
+                self.agent_pid = int(m.group(2))
+                break
+            self._check_alive()
+            if time.monotonic() > deadline:
+                raise VMError("no agent marker on the console" + self.diagnostics())
+            time.sleep(0.01)
+        self.t_marker = time.monotonic() - self.t_start
+
+    def _check_alive(self):
+        if self.proc.poll() is not None:
+            raise VMError(f"QEMU exited with {self.proc.returncode}" + self.diagnostics())
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        if self.proc:
+            self.qemu_log.close()
+        if self.lock:
+            self.lock.close()
+            self.lock = None
+        if not self.given_workdir and getattr(self, "workdir", None) and not os.environ.get("FLEETGA_VM_KEEP"):
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # -- observation ---------------------------------------------------------------------
+    def console(self):
+        try:
+            with open(self.console_path, "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            return b""
+
+    def diagnostics(self):
+        qlog = b""
+        try:
+            with open(os.path.join(self.workdir, "qemu.log"), "rb") as f:
+                qlog = f.read()[-2000:]
+        except OSError:
+            pass
+        return ("\n--- console ---\n" + self.console()[-4000:].decode(errors="replace")
+                + "\n--- qemu ---\n" + qlog.decode(errors="replace"))
+
+    def connect(self, timeout=10.0):
+        return Client(self.sock, timeout)
+
+    def qemu_cpu_seconds(self):
+        """utime+stime of the QEMU process (host side), seconds."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def agent_stat(client, pid):
+    """The agent's (cpu seconds, voluntary ctxt switches, nonvoluntary) read inside the guest
+    over the channel with guest-file-*. USER_HZ is 100 in Debian's kernel."""
+    stat = client.read_file(f"/proc/{pid}/stat").decode()
+    fields = stat.rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / 100.0
+    status = client.read_file(f"/proc/{pid}/status").decode()
+    vol = int(re.search(r"^voluntary_ctxt_switches:\s+(\d+)", status, re.M).group(1))
+    nonvol = int(re.search(r"^nonvoluntary_ctxt_switches:\s+(\d+)", status, re.M).group(1))
+    return cpu, vol, nonvol
