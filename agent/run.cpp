@@ -51,16 +51,21 @@ int run(const options& opts) {
   }
   ::signal(SIGPIPE, SIG_IGN);
 
+  // qemu-ga checks for a path before it looks at the method: only the two device methods
+  // have a default path.
   std::string path;
-  if (opts.method == "virtio-serial") {
-    path = opts.path.value_or(default_virtio_path);
-  } else if (opts.method == "unix-listen") {
-    if (!opts.path) {
-      spdlog::critical("must specify a path for this channel");
-      return 1;
-    }
+  if (opts.path) {
     path = *opts.path;
+  } else if (opts.method == "virtio-serial") {
+    path = default_virtio_path;
+  } else if (opts.method == "isa-serial") {
+    path = default_serial_path;
   } else {
+    spdlog::critical("must specify a path for this channel");
+    return 1;
+  }
+  if (opts.method != "virtio-serial" && opts.method != "unix-listen") {
+    // isa-serial and vsock-listen arrive with the transports milestone (issue 4).
     spdlog::critical("unsupported channel method/type: {}", opts.method);
     spdlog::critical("failed to initialize guest agent channel");
     return 1;
@@ -76,7 +81,10 @@ int run(const options& opts) {
   copts.support_level = opts.support_level;
   commands::service svc(std::move(copts), pool, sys);
   if (auto err = svc.init()) {
+    // qemu-ga's texts; it then exits with status 0 (an accident of its main()), fleetga with 1
+    // so that a supervisor sees the failed start.
     spdlog::critical("{}", *err);
+    spdlog::critical("error initializing guest agent");
     return 1;
   }
 

@@ -73,6 +73,7 @@ asio::awaitable<bool> write_all(Stream& stream, std::string& out) {
     if (wec) co_return false;
   }
   out.clear();
+  if (out.capacity() > output_keep_capacity) std::string().swap(out);
   co_return true;
 }
 
@@ -89,7 +90,13 @@ asio::awaitable<stream_end> serve(Stream& stream, session_io io) {
     while (io.framer.next(f)) {
       auto t = io.service.handle(f, io.out);
       if (!t.start()) co_await wait_for(t);
-      t.take();
+      try {
+        t.take();
+      } catch (const std::exception& e) {
+        // service::handle answers every request itself; reaching here is a bug (or memory
+        // exhaustion). The request gets no reply, the agent and its other clients live on.
+        spdlog::error("request dropped: {}", e.what());
+      }
       if (peer_gone) {
         // Like qemu-ga, every request already received is still executed; its reply has
         // nowhere to go.

@@ -18,6 +18,9 @@ namespace fleetga::agent {
 // reading cannot make the agent grow. A single reply may exceed it (guest-file-read of
 // 48 MiB encodes to 64 MiB): it is written on its own.
 inline constexpr std::size_t output_high_water = 256 * 1024;
+// After a big reply (a 48 MiB guest-file-read is 64 MiB of base64) the output buffer is
+// given back instead of being kept for the life of the process.
+inline constexpr std::size_t output_keep_capacity = 1024 * 1024;
 // Bytes asked of each read (qemu-ga reads 4 KiB at a time; bigger reads batch pipelines).
 inline constexpr std::size_t read_chunk = 64 * 1024;
 

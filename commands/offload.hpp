@@ -3,6 +3,7 @@
 // co_awaits offload(pool, fn): fn runs on a worker thread, the handler resumes on the I/O
 // thread. The agent implements `offloader` with Asio; tests use an inline fake.
 #include <coroutine>
+#include <exception>
 #include <functional>
 #include <optional>
 #include <type_traits>
@@ -25,20 +26,28 @@ auto offload(offloader& pool, F fn) {
     offloader& pool;
     F fn;
     std::optional<std::conditional_t<std::is_void_v<R>, bool, R>> result;
+    std::exception_ptr error;
     bool await_ready() const noexcept { return false; }
     void await_suspend(std::coroutine_handle<> h) {
       pool.run(
           [this] {
-            if constexpr (std::is_void_v<R>) { fn(); result.emplace(true); }
-            else result.emplace(fn());
+            // Thrown on a worker (e.g. bad_alloc): carried back and rethrown in the handler,
+            // where dispatch turns it into a GenericError.
+            try {
+              if constexpr (std::is_void_v<R>) { fn(); result.emplace(true); }
+              else result.emplace(fn());
+            } catch (...) {
+              error = std::current_exception();
+            }
           },
           h);
     }
     R await_resume() {
+      if (error) std::rethrow_exception(error);
       if constexpr (!std::is_void_v<R>) return std::move(*result);
     }
   };
-  return awaiter{pool, std::move(fn), std::nullopt};
+  return awaiter{pool, std::move(fn), std::nullopt, nullptr};
 }
 
 // Runs everything inline: for unit tests and the fuzzer.

@@ -113,8 +113,10 @@ class Client:
             return True
         finally:
             self.s.settimeout(10)
+        if not data:
+            raise EOFError("agent closed the connection")
         self.buf += data
-        return not data
+        return False
 
     def cmd(self, execute, arguments=None, **extra):
         req = {"execute": execute}
@@ -130,7 +132,10 @@ class Client:
         self.send(json.dumps({"execute": "guest-sync-delimited", "arguments": {"id": ident}}) + "\n")
         while True:
             while b"\xff" not in self.buf:
-                self.buf += self.s.recv(1 << 16)
+                chunk = self.s.recv(1 << 16)
+                if not chunk:
+                    raise EOFError("agent closed the connection during the handshake")
+                self.buf += chunk
             self.buf = self.buf[self.buf.index(b"\xff") + 1:]
             reply = json.loads(self.line())
             if reply.get("return") == ident:
