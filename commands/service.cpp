@@ -5,6 +5,7 @@
 #include <exception>
 #include <string>
 
+#include "commands/fsfreeze.hpp"
 #include "commands/gate.hpp"
 #include "commands/state.hpp"
 #include "commands/table.hpp"
@@ -49,7 +50,9 @@ struct service::impl {
   impl(options o, offloader& pool, platform::system& sys, bool bad_level, support_level dflt)
       : opts(std::move(o)),
         bad_default_level(bad_level),
-        st(pool, sys, opts.statedir, list_allowed_mask(opts), dflt) {}
+        st(pool, sys, opts.statedir, list_allowed_mask(opts), dflt) {
+    configure_fsfreeze(st, opts);
+  }
 
   options opts;
   bool bad_default_level;
@@ -74,6 +77,7 @@ std::optional<std::string> service::init() {
   // not write to the statedir: creation of a missing qga.state is deferred.
   const bool frozen = platform::file_exists(st.statedir + "/" + std::string(frozen_file_name));
   st.gate.set_frozen(frozen);
+  fsfreeze_started_frozen(st);  // auto-thaw watchdog for a guest a crashed agent left frozen
 
   const std::string path = st.statedir + "/" + std::string(state_file_name);
   std::string text;
@@ -95,6 +99,10 @@ std::optional<std::string> service::init() {
 }
 
 bool service::frozen() const noexcept { return gate::frozen(p_->st.gate.load()); }
+
+void service::thaw_for_exit() {
+  if (frozen()) fsfreeze_thaw_blocking(p_->st);
+}
 
 std::vector<std::string_view> service::command_names() {
   std::vector<std::string_view> v;

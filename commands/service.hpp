@@ -21,6 +21,12 @@ struct options {
   std::vector<std::string> block_rpcs;                // -b / block-rpcs (unknown names ignored)
   std::vector<std::string> allow_rpcs;                // -a / allow-rpcs
   std::optional<std::string> support_level;           // "MAJ.MIN[.MIC]" from --support-level / support-level=
+  std::optional<std::string> fsfreeze_hook;           // -F / fsfreeze-hook= (path); nullopt: no hook
+  std::int64_t fsfreeze_timeout = 600;                // fsfreeze-timeout= seconds before auto-thaw; <= 0: never
+  class timer_service* fsfreeze_timer = nullptr;      // commands/timer.hpp; nullptr: no auto-thaw
+  // FIFREEZE/FITRIM reach the kernel only when true (the agent sets it). Tests and fuzzers
+  // that build a service over the real root can then never freeze or trim the machine.
+  bool fs_ioctls = false;
 };
 
 class service {
@@ -54,6 +60,9 @@ class service {
   task<bool> handle(const protocol::frame& f, std::string& out);
 
   bool frozen() const noexcept;
+
+  // At exit: a still-frozen agent thaws first, as qemu-ga does. Blocking (FITHAW + hook).
+  void thaw_for_exit();
 
   // Every registered command in registration order (for `-b help` / `-a help`).
   static std::vector<std::string_view> command_names();

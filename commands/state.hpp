@@ -10,10 +10,13 @@
 #include <utility>
 #include <vector>
 
+#include "commands/fsfreeze.hpp"
 #include "commands/gate.hpp"
 #include "commands/offload.hpp"
 #include "commands/support_level.hpp"
+#include "platform/accounts.hpp"
 #include "platform/files.hpp"
+#include "platform/net.hpp"
 #include "platform/system.hpp"
 
 namespace fleetga::commands {
@@ -75,6 +78,18 @@ struct agent_state {
   std::uint64_t info_cache_word = ~std::uint64_t{0};
 
   osinfo_cache osinfo;
+
+  // Network family (getifaddrs, SIOCGIFHWADDR, /proc/net rooted like `sys`); tests repoint `net`.
+  platform::linux_net default_net{sys};
+  platform::net* net = &default_net;
+
+  // Accounts family (passwd, utmp/logind, authorized_keys; rooted like `sys`).
+  platform::linux_accounts default_accounts{sys.rooted("")};
+  platform::accounts* accounts = &default_accounts;
+
+  // Fsfreeze family (mount table rooted like `sys`, freezer, hook, watchdog); tests repoint
+  // `fsfreeze.freezer`.
+  fsfreeze_context fsfreeze{sys.rooted("")};
 
   // The level in force: qga.state's when it has one, else the default.
   support_level effective_level() const noexcept { return pstate.level.value_or(default_level); }

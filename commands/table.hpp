@@ -19,8 +19,12 @@
 #include <optional>
 #include <string_view>
 
+#include "commands/accounts.hpp"
 #include "commands/command.hpp"
+#include "commands/fsfreeze.hpp"
 #include "commands/handlers.hpp"
+#include "commands/hardware.hpp"
+#include "commands/network.hpp"
 
 namespace fleetga::commands {
 
@@ -54,14 +58,31 @@ inline constexpr auto command_table = [] {
     row("guest-file-seek",         guest_file_seek,         "0.15"),
     row("guest-file-flush",        guest_file_flush,        "0.15"),
     row("guest-fsfreeze-status",   guest_fsfreeze_status,   "0.15", frozen_ok),
+    row("guest-fsfreeze-freeze",   guest_fsfreeze_freeze,   "0.15"),
+    row("guest-fsfreeze-freeze-list", guest_fsfreeze_freeze_list, "2.2"),
+    row("guest-fsfreeze-thaw",     guest_fsfreeze_thaw,     "0.15", frozen_ok),
+    row("guest-fstrim",            guest_fstrim,            "1.2"),
     // Later issues insert here, in schema order, e.g.:
     //   descriptor{"guest-suspend-ram", guest_suspend_ram, "1.1", /*success-response*/ false,
     //              false, false, {1, 1, 0},
     //              "older QEMU cannot wake a suspended guest (S3 wakeup broken before 1.1)"},
+    row("guest-network-get-interfaces", guest_network_get_interfaces, "1.1"),
+    row("guest-get-vcpus",         guest_get_vcpus,         "1.5"),
+    row("guest-set-vcpus",         guest_set_vcpus,         "1.5"),
+    row("guest-get-memory-blocks", guest_get_memory_blocks, "2.3"),
+    row("guest-set-memory-blocks", guest_set_memory_blocks, "2.3"),
+    row("guest-get-memory-block-info", guest_get_memory_block_info, "2.3"),
     row("guest-get-host-name",     guest_get_host_name,     "2.10"),
+    row("guest-get-users",         guest_get_users,         "2.10"),
     row("guest-get-timezone",      guest_get_timezone,      "2.10"),
     row("guest-get-osinfo",        guest_get_osinfo,        "2.10"),
+    row("guest-ssh-get-authorized-keys",    guest_ssh_get_authorized_keys,    "5.2"),
+    row("guest-ssh-add-authorized-keys",    guest_ssh_add_authorized_keys,    "5.2"),
+    row("guest-ssh-remove-authorized-keys", guest_ssh_remove_authorized_keys, "5.2"),
+    row("guest-get-diskstats",     guest_get_diskstats,     "7.1"),
+    row("guest-get-cpustats",      guest_get_cpustats,      "7.1"),
     row("guest-get-load",          guest_get_load,          "10.0"),
+    row("guest-network-get-route", guest_network_get_route, "9.1"),
   };
   return t;
 }();

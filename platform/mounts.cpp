@@ -1,0 +1,228 @@
+#include "platform/mounts.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace fleetga::platform {
+namespace {
+
+bool is_space(char c) noexcept {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
+
+// A cursor with sscanf's conversions, enough for qemu-ga's two format strings.
+struct scan {
+  std::string_view s;
+  std::size_t p = 0;
+  void ws() {
+    while (p < s.size() && is_space(s[p])) ++p;
+  }
+  bool uns(unsigned* out) {  // %u (no sign handling: the kernel never prints one)
+    ws();
+    std::size_t b = p;
+    unsigned long long v = 0;
+    while (p < s.size() && s[p] >= '0' && s[p] <= '9') v = v * 10 + static_cast<unsigned>(s[p++] - '0');
+    if (p == b) return false;
+    if (out) *out = static_cast<unsigned>(v);
+    return true;
+  }
+  bool word(std::size_t* b, std::size_t* e) {  // %n%*s%n
+    ws();
+    if (b) *b = p;
+    std::size_t start = p;
+    while (p < s.size() && !is_space(s[p])) ++p;
+    if (e) *e = p;
+    return p != start;
+  }
+  bool lit(char c) {
+    if (p < s.size() && s[p] == c) { ++p; return true; }
+    return false;
+  }
+  bool any() {  // %c
+    if (p >= s.size()) return false;
+    ++p;
+    return true;
+  }
+};
+
+int mode_major_minor(const struct stat& st, unsigned& major, unsigned& minor) {
+  if (S_ISDIR(st.st_mode)) return -2;  // a bind mount
+  if (S_ISBLK(st.st_mode)) {
+    major = ::major(st.st_rdev);
+    minor = ::minor(st.st_rdev);
+    return 0;
+  }
+  return -1;
+}
+
+bool dev_exists(const std::vector<mount_entry>& v, unsigned major, unsigned minor) {
+  for (const auto& m : v)
+    if (m.major == major && m.minor == minor) return true;
+  return false;
+}
+
+// Whole file; /proc files report size 0, so read until EOF.
+int read_file(const std::string& path, std::string& out) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  out.clear();
+  char buf[16384];
+  while (true) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int e = errno;
+      ::close(fd);
+      return e;
+    }
+    if (n == 0) break;
+    if (out.size() + static_cast<std::size_t>(n) > mount_table_max) {
+      ::close(fd);
+      return EFBIG;
+    }
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return 0;
+}
+
+// Splits like getline(): every line keeps its '\n' (the last one may lack it).
+template <class F>
+void for_each_line(std::string_view text, F f) {
+  std::size_t p = 0;
+  while (p < text.size()) {
+    std::size_t nl = text.find('\n', p);
+    std::size_t end = nl == std::string_view::npos ? text.size() : nl + 1;
+    f(text.substr(p, end - p));
+    p = end;
+  }
+}
+
+}  // namespace
+
+std::string decode_mountinfo_name(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '\\') {
+      out += s[i];
+    } else if (i + 1 < s.size() && s[i + 1] == '\\') {
+      out += '\\';
+      ++i;
+    } else if (i + 3 < s.size() && s[i + 1] >= '0' && s[i + 1] <= '3' && s[i + 2] >= '0' &&
+               s[i + 2] <= '7' && s[i + 3] >= '0' && s[i + 3] <= '7') {
+      out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
+      i += 3;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+std::string decode_mtab_name(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    std::string_view rest = s.substr(i);
+    if (rest.starts_with("\\040")) { out += ' '; i += 3; }
+    else if (rest.starts_with("\\011")) { out += '\t'; i += 3; }
+    else if (rest.starts_with("\\012")) { out += '\n'; i += 3; }
+    else if (rest.starts_with("\\134")) { out += '\\'; i += 3; }
+    else if (rest.starts_with("\\\\")) { out += '\\'; i += 1; }
+    else out += s[i];
+  }
+  return out;
+}
+
+std::vector<mount_entry> parse_mountinfo(std::string_view text, const device_lookup& lookup) {
+  std::vector<mount_entry> mounts;
+  for_each_line(text, [&](std::string_view line) {
+    // "%*u %*u %u:%u %*s %n%*s%n%c": id, parent, major:minor, root, mount point, one more char
+    scan a{line};
+    unsigned major = 0, minor = 0;
+    std::size_t dir_s = 0, dir_e = 0;
+    if (!a.uns(nullptr)) return;
+    a.ws();
+    if (!a.uns(nullptr)) return;
+    a.ws();
+    if (!a.uns(&major) || !a.lit(':') || !a.uns(&minor)) return;
+    a.ws();
+    if (!a.word(nullptr, nullptr)) return;
+    a.ws();
+    if (!a.word(&dir_s, &dir_e) || !a.any()) return;
+    // " - %n%*s%n %n%*s%n%c" after the optional fields: type, source, one more char
+    std::size_t dash = line.find(" - ", dir_e);
+    if (dash == std::string_view::npos) return;
+    scan b{line, dash};
+    std::size_t type_s = 0, type_e = 0, dev_s = 0, dev_e = 0;
+    b.ws();
+    b.lit('-');
+    b.ws();
+    if (!b.word(&type_s, &type_e)) return;
+    b.ws();
+    if (!b.word(&dev_s, &dev_e) || !b.any()) return;
+    std::string dir = decode_mountinfo_name(line.substr(dir_s, dir_e - dir_s));
+    std::string type(line.substr(type_s, type_e - type_s));
+    std::string dev = decode_mountinfo_name(line.substr(dev_s, dev_e - dev_s));
+    if (major == 0) {
+      // btrfs reports major 0; its source device tells the real numbers.
+      if (type != "btrfs" || lookup(dev, major, minor) < 0) return;
+    }
+    if (dev_exists(mounts, major, minor)) return;  // bind mount of a listed device
+    mounts.push_back({std::move(dir), std::move(type), major, minor});
+  });
+  return mounts;
+}
+
+std::vector<mount_entry> parse_mtab(std::string_view text, const device_lookup& lookup) {
+  std::vector<mount_entry> mounts;
+  for_each_line(text, [&](std::string_view line) {
+    // getmntent(): leading blanks skipped, blank and '#' lines skipped, fields split on
+    // space/tab, a missing field is "".
+    if (!line.empty() && line.back() == '\n') line.remove_suffix(1);
+    std::size_t p = 0;
+    while (p < line.size() && (line[p] == ' ' || line[p] == '\t')) ++p;
+    if (p == line.size() || line[p] == '#') return;
+    std::string_view f[3];
+    for (auto& field : f) {
+      while (p < line.size() && (line[p] == ' ' || line[p] == '\t')) ++p;
+      std::size_t b = p;
+      while (p < line.size() && line[p] != ' ' && line[p] != '\t') ++p;
+      field = line.substr(b, p - b);
+    }
+    std::string fsname = decode_mtab_name(f[0]);
+    std::string type = decode_mtab_name(f[2]);
+    if (fsname.empty() || fsname[0] != '/' || type == "smbfs" || type == "cifs") return;
+    unsigned major = 0, minor = 0;
+    if (lookup(fsname, major, minor) == -2) return;  // bind mount
+    if (dev_exists(mounts, major, minor)) return;
+    mounts.push_back({decode_mtab_name(f[1]), std::move(type), major, minor});
+  });
+  return mounts;
+}
+
+int stat_device(const std::string& root, const std::string& devpath, unsigned& major, unsigned& minor) {
+  major = 0;
+  minor = 0;
+  struct stat st;
+  if (::stat((root + devpath).c_str(), &st) < 0) return -1;
+  return mode_major_minor(st, major, minor);
+}
+
+std::optional<std::vector<mount_entry>> read_mount_list(const std::string& root, std::string& error) {
+  device_lookup lookup = [&root](const std::string& dev, unsigned& major, unsigned& minor) {
+    return stat_device(root, dev, major, minor);
+  };
+  std::string text;
+  if (read_file(root + "/proc/self/mountinfo", text) == 0) return parse_mountinfo(text, lookup);
+  if (read_file(root + "/proc/self/mounts", text) == 0) return parse_mtab(text, lookup);
+  error = "failed to open mtab file: '/proc/self/mounts'";
+  return std::nullopt;
+}
+
+}  // namespace fleetga::platform

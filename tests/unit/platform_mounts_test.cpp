@@ -1,0 +1,235 @@
+// platform/mounts (qemu-ga's build_fs_mount_list), platform/freeze's safety rules and
+// platform/spawn (ga_run_command) on fixtures and throw-away scripts.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "commands_harness.hpp"
+#include "platform/freeze.hpp"
+#include "platform/mounts.hpp"
+#include "platform/spawn.hpp"
+
+namespace fleetga::test {
+namespace {
+
+using platform::mount_entry;
+
+std::string fixture(std::string_view rel) { return std::string(FLEETGA_TEST_DATA) + "/fsfreeze/" + std::string(rel); }
+
+// dev_major_minor() stand-in: block devices by name, directories, everything else -1.
+struct fake_devices {
+  std::map<std::string, std::pair<unsigned, unsigned>> blk;
+  std::vector<std::string> dirs;
+  std::vector<std::string> asked;
+  platform::device_lookup fn() {
+    return [this](const std::string& p, unsigned& ma, unsigned& mi) {
+      asked.push_back(p);
+      ma = mi = 0;
+      if (auto it = blk.find(p); it != blk.end()) {
+        ma = it->second.first;
+        mi = it->second.second;
+        return 0;
+      }
+      for (const auto& d : dirs)
+        if (d == p) return -2;
+      return -1;
+    };
+  }
+};
+
+std::vector<std::string> dirs(const std::vector<mount_entry>& v) {
+  std::vector<std::string> d;
+  for (const auto& m : v) d.push_back(m.dir);
+  return d;
+}
+
+TEST(PlatformMountsFsfreeze, DecodeMountinfoNames) {
+  EXPECT_EQ(platform::decode_mountinfo_name("/mnt/my\\040data"), "/mnt/my data");
+  EXPECT_EQ(platform::decode_mountinfo_name("a\\134b\\011c\\012d"), "a\\b\tc\nd");
+  EXPECT_EQ(platform::decode_mountinfo_name("a\\\\b"), "a\\b");
+  EXPECT_EQ(platform::decode_mountinfo_name("\\777x"), "\\777x");  // first digit above 3: kept
+  EXPECT_EQ(platform::decode_mountinfo_name("x\\04"), "x\\04");    // too short at the end: kept
+  EXPECT_EQ(platform::decode_mountinfo_name("x\\"), "x\\");
+  EXPECT_EQ(platform::decode_mountinfo_name("\\101\\060"), "A0");  // any octal, not only the four
+}
+
+TEST(PlatformMountsFsfreeze, DecodeMtabNamesOnlyTheFourGlibcEscapes) {
+  EXPECT_EQ(platform::decode_mtab_name("/a\\040b\\011c\\012d\\134e\\\\f"), "/a b\tc\nd\\e\\f");
+  EXPECT_EQ(platform::decode_mtab_name("\\101"), "\\101");
+}
+
+TEST(PlatformMountsFsfreeze, ThisMachineHasOneLocalFilesystem) {
+  fake_devices dev;
+  auto v = platform::parse_mountinfo(slurp(fixture("machine/proc/self/mountinfo")), dev.fn());
+  EXPECT_EQ(v, (std::vector<mount_entry>{{"/", "ext4", 254, 0}}));
+  EXPECT_TRUE(dev.asked.empty());  // no btrfs: nothing stat'ed
+}
+
+TEST(PlatformMountsFsfreeze, OddMountinfo) {
+  fake_devices dev;
+  dev.blk["/dev/vdb"] = {254, 16};
+  auto v = platform::parse_mountinfo(slurp(fixture("odd/proc/self/mountinfo")), dev.fn());
+  EXPECT_EQ(v, (std::vector<mount_entry>{{"/", "ext4", 253, 1},
+                                         {"/mnt/my data", "xfs", 253, 2},
+                                         {"/boot/efi", "vfat", 8, 17},
+                                         {"/home", "btrfs", 254, 16},
+                                         {"/mnt/back\\slash\ttab", "ext4", 8, 33},
+                                         {"/mnt/\\777not-octal\\04", "ext4", 8, 49},
+                                         {"/boot", "ext4", 8, 1}}));
+  // Only major-0 btrfs sources are stat'ed (nfs, proc: never), decoded.
+  EXPECT_EQ(dev.asked, (std::vector<std::string>{"/dev/vdb", "/dev/vdb", "/dev/vdc"}));
+}
+
+TEST(PlatformMountsFsfreeze, MountinfoEdgeLines) {
+  fake_devices dev;
+  EXPECT_TRUE(platform::parse_mountinfo("", dev.fn()).empty());
+  EXPECT_TRUE(platform::parse_mountinfo("\n\n", dev.fn()).empty());
+  EXPECT_TRUE(platform::parse_mountinfo("x y 8:1 / /a rw - ext4 /dev/x rw\n", dev.fn()).empty());
+  EXPECT_TRUE(platform::parse_mountinfo("1 2 8:1 / /a\n", dev.fn()).empty());
+  // The char after the mount point may be the newline itself? No: " - " must follow.
+  EXPECT_EQ(dirs(platform::parse_mountinfo("1 2 8:1 / /a rw - ext4 /dev/x\n", dev.fn())),
+            (std::vector<std::string>{"/a"}));  // super options absent: the '\n' is the %c
+  // Many entries: every device once, in mount order.
+  std::string big;
+  for (int i = 0; i < 3000; ++i)
+    big += std::to_string(100 + i) + " 1 8:" + std::to_string(i % 1000) + " / /m/" + std::to_string(i) +
+           " rw - ext4 /dev/sd rw\n";
+  auto v = platform::parse_mountinfo(big, dev.fn());
+  ASSERT_EQ(v.size(), 1000u);
+  EXPECT_EQ(v.front().dir, "/m/0");
+  EXPECT_EQ(v.back().dir, "/m/999");
+}
+
+TEST(PlatformMountsFsfreeze, MtabFallbackParser) {
+  fake_devices dev;
+  dev.blk["/dev/vda1"] = {254, 1};
+  dev.blk["/dev/loop7"] = {7, 7};
+  dev.dirs = {"/srv/dir"};
+  auto v = platform::parse_mtab(slurp(fixture("mtab/proc/self/mounts")), dev.fn());
+  // bind of vda1 skipped, cifs and "proc" skipped, directory source skipped, the first
+  // unresolvable source kept as 0:0 and the second one dropped as its duplicate (qemu-ga).
+  EXPECT_EQ(v, (std::vector<mount_entry>{{"/", "ext4", 254, 1},
+                                         {"/mnt/missing1", "ext4", 0, 0},
+                                         {"/mnt/tab\tname", "ext4", 7, 7}}));
+}
+
+TEST(PlatformMountsFsfreeze, ReadMountListUnderRoot) {
+  std::string err;
+  auto m = platform::read_mount_list(fixture("machine"), err);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(dirs(*m), (std::vector<std::string>{"/"}));
+
+  // btrfs sources stat'ed under the root: a regular file and a directory are no devices.
+  m = platform::read_mount_list(fixture("btrfs"), err);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(*m, (std::vector<mount_entry>{{"/ext", "ext4", 254, 0}}));
+
+  // No mountinfo: /proc/self/mounts, sources stat'ed under the root (a plain file: 0:0).
+  m = platform::read_mount_list(fixture("mtab"), err);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(*m, (std::vector<mount_entry>{{"/", "ext4", 0, 0}}));
+
+  m = platform::read_mount_list(fixture("empty"), err);
+  EXPECT_FALSE(m);
+  EXPECT_EQ(err, "failed to open mtab file: '/proc/self/mounts'");
+}
+
+TEST(PlatformMountsFsfreeze, ReadMountListOfThisMachine) {
+  std::string err;
+  auto m = platform::read_mount_list("", err);
+  ASSERT_TRUE(m) << err;
+  ASSERT_FALSE(m->empty());
+  EXPECT_EQ(m->front().dir, "/");  // the root filesystem is always a listed local mount here
+}
+
+TEST(PlatformFreezeFsfreeze, SafeByDefault) {
+  // Nothing below reaches FIFREEZE or FITRIM: disabled, or a fixture root.
+  platform::linux_freezer off;
+  std::uint64_t minlen = 0, trimmed = 0;
+  EXPECT_EQ(off.freeze("/").err, EPERM);
+  EXPECT_EQ(off.trim("/", minlen, trimmed).err, EPERM);
+  platform::linux_freezer rooted(fixture("machine"));
+  rooted.kernel_changes = true;
+  EXPECT_EQ(rooted.freeze("/").err, EPERM);
+  EXPECT_EQ(rooted.trim("/", minlen, trimmed).err, EPERM);
+  EXPECT_EQ(rooted.thaw("/").err, EINVAL);
+  EXPECT_EQ(rooted.thaw("/").failed, platform::fs_result::step::ioctl);
+}
+
+TEST(PlatformFreezeFsfreeze, RealThawOfAThawedFilesystemFails) {
+  // FITHAW on this machine's / (not frozen): EINVAL as root, EPERM otherwise; never success.
+  platform::linux_freezer real;
+  auto r = real.thaw("/");
+  EXPECT_EQ(r.failed, platform::fs_result::step::ioctl);
+  EXPECT_TRUE(r.err == EINVAL || r.err == EPERM) << r.err;
+  r = real.thaw("/nonexistent-fleetga-dir");
+  EXPECT_EQ(r.failed, platform::fs_result::step::open);
+  EXPECT_EQ(r.err, ENOENT);
+}
+
+// A script in a temporary directory.
+std::string script(const temp_dir& d, std::string_view name, std::string_view body) {
+  std::string p = d / name;
+  spit(p, "#!/bin/sh\n" + std::string(body));
+  ::chmod(p.c_str(), 0755);
+  return p;
+}
+
+TEST(PlatformSpawnFsfreeze, CapturesStdoutAndStderrTogether) {
+  temp_dir d;
+  auto r = platform::run_helper({script(d, "h", "echo out; echo err >&2; echo \"$1\"; exit 0\n"), "freeze"});
+  EXPECT_EQ(r.how, platform::helper_result::outcome::exited);
+  EXPECT_EQ(r.status, 0);
+  EXPECT_EQ(r.output, "out\nerr\nfreeze\n");
+  EXPECT_FALSE(platform::helper_error(r, "execute fsfreeze hook"));
+}
+
+TEST(PlatformSpawnFsfreeze, ErrorTexts) {
+  temp_dir d;
+  auto r = platform::run_helper({script(d, "h", "echo 'cannot quiesce db' >&2; exit 3\n")});
+  EXPECT_EQ(*platform::helper_error(r, "execute fsfreeze hook"),
+            "child process has failed to execute fsfreeze hook: cannot quiesce db\n");
+  r = platform::run_helper({script(d, "q", "exit 4\n")});
+  EXPECT_EQ(*platform::helper_error(r, "execute fsfreeze hook"),
+            "child process has failed to execute fsfreeze hook: exit status 4");
+  r = platform::run_helper({script(d, "k", "echo bye; kill -9 $$\n")});
+  EXPECT_EQ(r.how, platform::helper_result::outcome::signaled);
+  EXPECT_EQ(r.status, 9);
+  EXPECT_EQ(*platform::helper_error(r, "x"), "child process has terminated abnormally: bye\n");
+  r = platform::run_helper({d / "missing"});
+  EXPECT_EQ(*platform::helper_error(r, "execute fsfreeze hook"),
+            "child process has failed to execute fsfreeze hook: failed to exec '" + (d / "missing") +
+                "': No such file or directory\n");
+  spit(d / "noexec", "#!/bin/sh\n");
+  r = platform::run_helper({d / "noexec"});
+  EXPECT_EQ(*platform::helper_error(r, "a"),
+            "child process has failed to a: failed to exec '" + (d / "noexec") + "': Permission denied\n");
+}
+
+TEST(PlatformSpawnFsfreeze, StdinIsDevNullOrTheInputAndSessionIsNew) {
+  temp_dir d;
+  auto r = platform::run_helper({script(d, "h", "cat; cut -d' ' -f6 /proc/$$/stat > sid; echo $$ > pid\n")});
+  EXPECT_EQ(r.output, "");
+  EXPECT_EQ(slurp(d / "sid"), slurp(d / "pid"));  // setsid(): session leader
+  r = platform::run_helper({script(d, "c", "cat\n")}, std::string_view("user:pass\n"));
+  EXPECT_EQ(r.output, "user:pass\n");
+  // A helper that ignores a big input and exits: no SIGPIPE for us, no hang.
+  std::string big(1 << 20, 'x');
+  r = platform::run_helper({script(d, "e", "exit 0\n")}, std::string_view(big));
+  EXPECT_EQ(r.how, platform::helper_result::outcome::exited);
+}
+
+TEST(PlatformSpawnFsfreeze, OutputIsBounded) {
+  temp_dir d;
+  auto r = platform::run_helper({script(d, "h", "head -c 200000 /dev/zero; exit 1\n")});
+  EXPECT_EQ(r.output.size(), platform::helper_output_max);
+  EXPECT_TRUE(r.truncated);
+  EXPECT_EQ(r.status, 1);
+}
+
+}  // namespace
+}  // namespace fleetga::test
