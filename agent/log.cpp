@@ -27,13 +27,14 @@ const char* level_text(spdlog::level::level_enum l) {
 // qemu-ga prints "%lu.%lu" of a GTimeVal: the microseconds are NOT zero-padded.
 class qga_sink final : public spdlog::sinks::base_sink<std::mutex> {
  public:
-  explicit qga_sink(std::FILE* f) : file_(f) {}
+  qga_sink(std::FILE* f, const log_control& control) : file_(f), control_(control) {}
   ~qga_sink() override {
     if (file_ && file_ != stderr) std::fclose(file_);
   }
 
  protected:
   void sink_it_(const spdlog::details::log_msg& msg) override {
+    if (control_.muted && control_.muted()) return;
     timeval tv{};
     gettimeofday(&tv, nullptr);
     fmt::memory_buffer line;
@@ -47,17 +48,20 @@ class qga_sink final : public spdlog::sinks::base_sink<std::mutex> {
 
  private:
   std::FILE* file_;
+  const log_control& control_;
 };
 
 }  // namespace
 
-std::optional<std::string> init_logging(const std::optional<std::string>& logfile, bool verbose) {
+std::optional<std::string> init_logging(const std::optional<std::string>& logfile, bool verbose,
+                                        const log_control& control) {
   std::FILE* f = stderr;
   if (logfile) {
     f = std::fopen(logfile->c_str(), "ae");
     if (!f) return fmt::format("unable to open specified log file: {}", std::strerror(errno));
   }
-  auto logger = std::make_shared<spdlog::logger>("fleetga", std::make_shared<qga_sink>(f));
+  auto sink = std::make_shared<qga_sink>(f, control);
+  auto logger = std::make_shared<spdlog::logger>("fleetga", sink);
   logger->set_level(verbose ? spdlog::level::debug : spdlog::level::err);
   spdlog::set_default_logger(std::move(logger));
   return std::nullopt;

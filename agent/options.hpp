@@ -10,6 +10,9 @@ inline constexpr const char* default_virtio_path = "/dev/virtio-ports/org.qemu.g
 inline constexpr const char* default_serial_path = "/dev/ttyS0";
 inline constexpr const char* default_statedir = "/var/run";
 inline constexpr const char* default_pidfile = "/var/run/qemu-ga.pid";
+inline constexpr const char* default_fsfreeze_hook = "/etc/qemu/fsfreeze-hook";
+// fleetga: seconds a freeze may last before the agent thaws by itself (0: never).
+inline constexpr long default_fsfreeze_timeout = 600;
 
 struct options {
   std::string method = "virtio-serial";
@@ -22,6 +25,8 @@ struct options {
   std::vector<std::string> block_rpcs;
   std::vector<std::string> allow_rpcs;
   std::optional<std::string> support_level;  // --support-level=MAJ.MIN[.MIC]
+  std::optional<std::string> fsfreeze_hook;  // -F[PATH]
+  long fsfreeze_timeout = default_fsfreeze_timeout;
 };
 
 // What main should do after parsing.

@@ -10,12 +10,14 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <spdlog/spdlog.h>
 
 #include "agent/channel.hpp"
 #include "agent/log.hpp"
 #include "agent/offloader.hpp"
 #include "commands/service.hpp"
+#include "commands/timer.hpp"
 #include "platform/system.hpp"
 #include "protocol/framer.hpp"
 
@@ -42,10 +44,28 @@ void arm_quit(asio::signal_set& signals, asio::io_context& io, commands::service
   });
 }
 
+// The fsfreeze auto-thaw watchdog's clock (commands/timer.hpp) on the I/O thread.
+class asio_timer final : public commands::timer_service {
+ public:
+  explicit asio_timer(asio::io_context& io) : timer_(io) {}
+  void arm(std::chrono::seconds after, std::function<void()> fire) override {
+    timer_.expires_after(after);
+    timer_.async_wait([fire = std::move(fire)](const boost::system::error_code& ec) {
+      if (!ec) fire();
+    });
+  }
+  void cancel() noexcept override { timer_.cancel(); }
+  void warn(std::string_view message) override { spdlog::warn("{}", message); }
+
+ private:
+  asio::steady_timer timer_;
+};
+
 }  // namespace
 
 int run(const options& opts) {
-  if (auto err = init_logging(opts.logfile, opts.verbose)) {
+  log_control logs;
+  if (auto err = init_logging(opts.logfile, opts.verbose, logs)) {
     std::fprintf(stderr, "%s\n", err->c_str());
     return 1;
   }
@@ -79,7 +99,13 @@ int run(const options& opts) {
   copts.block_rpcs = opts.block_rpcs;
   copts.allow_rpcs = opts.allow_rpcs;
   copts.support_level = opts.support_level;
+  copts.fsfreeze_hook = opts.fsfreeze_hook;
+  copts.fsfreeze_timeout = opts.fsfreeze_timeout;
+  asio_timer freeze_timer(io);
+  copts.fsfreeze_timer = &freeze_timer;
+  copts.fs_ioctls = true;  // the real agent: FIFREEZE/FITRIM reach the kernel
   commands::service svc(std::move(copts), pool, sys);
+  logs.muted = [&svc] { return svc.frozen(); };
   if (auto err = svc.init()) {
     // qemu-ga's texts; it then exits with status 0 (an accident of its main()), fleetga with 1
     // so that a supervisor sees the failed start.
@@ -117,6 +143,7 @@ int run(const options& opts) {
   // Work still running on a worker refers to the service's state: let it finish before the
   // service goes away.
   pool.join();
+  svc.thaw_for_exit();
   return status;
 }
 

@@ -3,6 +3,7 @@ bounded output, reconnects, exit behaviour and the command line."""
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -211,6 +212,55 @@ class Connections(unittest.TestCase):
             a.stop()
             with open(os.path.join(a.dir, "qga.state")) as f:
                 self.assertIn("fd_counter=1002", f.read())
+
+
+class StartedFrozen(unittest.TestCase):
+    """An agent that finds <statedir>/qga.state.isfrozen (left by an agent that died frozen)
+    starts frozen, as qemu-ga does. Only FITHAW reaches the kernel here (harmless on
+    filesystems that are not frozen); nothing in this suite ever sends a freeze."""
+
+    def start_frozen(self, d, *args):
+        open(os.path.join(d, "qga.state.isfrozen"), "w").close()
+        return Agent(statedir=d, args=list(args))
+
+    def test_thaw_gets_it_out(self):
+        d = tempfile.mkdtemp(prefix="fleetga-e2e.")
+        try:
+            with self.start_frozen(d, "--fsfreeze-timeout=0") as a:
+                c = a.connect()
+                self.assertEqual(c.cmd("guest-fsfreeze-status"), {"return": "frozen"})
+                rsp = c.cmd("guest-file-open", {"path": "foo", "mode": "w"})
+                self.assertEqual(rsp["error"], {"class": "CommandNotFound",
+                                                "desc": "Command guest-file-open has been disabled: the command is not allowed"})
+                self.assertFalse(os.path.exists(os.path.join(d, "qga.state")), "wrote to disk while frozen")
+                a.proc.send_signal(signal.SIGTERM)  # ignored while frozen
+                time.sleep(0.3)
+                self.assertIsNone(a.proc.poll(), "a frozen agent must not exit on SIGTERM")
+                self.assertEqual(c.cmd("guest-ping"), {"return": {}})
+                self.assertEqual(c.cmd("guest-fsfreeze-thaw"), {"return": 0})
+                self.assertEqual(c.cmd("guest-fsfreeze-status"), {"return": "thawed"})
+                self.assertFalse(os.path.exists(os.path.join(d, "qga.state.isfrozen")))
+                self.assertIn("return", c.cmd("guest-file-open", {"path": "foo", "mode": "w"}))
+                c.close()
+                self.assertEqual(a.stop()[0], 0)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+    def test_watchdog_thaws_by_itself(self):
+        d = tempfile.mkdtemp(prefix="fleetga-e2e.")
+        try:
+            with self.start_frozen(d, "--fsfreeze-timeout=1") as a:
+                c = a.connect()
+                self.assertEqual(c.cmd("guest-fsfreeze-status"), {"return": "frozen"})
+                deadline = time.monotonic() + 10
+                while c.cmd("guest-fsfreeze-status")["return"] == "frozen":
+                    self.assertLess(time.monotonic(), deadline, "not thawed 10 s after a 1 s timeout")
+                    time.sleep(0.1)
+                self.assertFalse(os.path.exists(os.path.join(d, "qga.state.isfrozen")))
+                c.close()
+                self.assertEqual(a.stop()[0], 0)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
 
 
 class CommandLine(unittest.TestCase):

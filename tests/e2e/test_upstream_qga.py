@@ -73,6 +73,18 @@ class SharedFixture(unittest.TestCase):
         else:
             self.assertIsInstance(rsp["return"]["version"], str)
 
+    def test_05_network_get_interfaces(self):
+        rsp = self.c.cmd("guest-network-get-interfaces")
+        no_error(self, rsp)
+        self.assertIn("name", rsp["return"][0])
+
+    @unittest.skipUnless(os.path.exists("/sys/devices/system/cpu/cpu0"), "no cpu0 in sysfs")
+    def test_06_get_vcpus(self):
+        rsp = self.c.cmd("guest-get-vcpus")
+        no_error(self, rsp)
+        self.assertIn("online", rsp["return"][0])
+        self.assertIn("logical-id", rsp["return"][0])
+
     def test_08_get_load(self):
         rsp = self.c.cmd("guest-get-load")
         if BIN != FLEETGA and "error" in rsp:
@@ -80,6 +92,17 @@ class SharedFixture(unittest.TestCase):
         no_error(self, rsp)
         for k in ("load1m", "load5m", "load15m"):
             self.assertIn(k, rsp["return"])
+
+    def test_09_get_memory_block_info(self):
+        rsp = self.c.cmd("guest-get-memory-block-info")
+        if "error" not in rsp:  # upstream tolerates an error (no memory hotplug in sysfs)
+            self.assertGreater(rsp["return"]["size"], 0)
+
+    def test_10_get_memory_blocks(self):
+        rsp = self.c.cmd("guest-get-memory-blocks")
+        if "error" not in rsp and rsp["return"]:
+            self.assertIn("phys-index", rsp["return"][0])
+            self.assertIn("online", rsp["return"][0])
 
     def test_11_file_ops(self):
         c = self.c
@@ -164,6 +187,11 @@ class SharedFixture(unittest.TestCase):
         rsp = self.c.cmd("guest-get-host-name")
         no_error(self, rsp)
         self.assertIn("host-name", rsp["return"])
+
+    def test_29_get_users(self):
+        rsp = self.c.cmd("guest-get-users")
+        no_error(self, rsp)
+        self.assertIsInstance(rsp["return"], list)
 
     def test_28_get_timezone(self):
         rsp = self.c.cmd("guest-get-timezone")

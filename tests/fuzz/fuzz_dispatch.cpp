@@ -3,8 +3,11 @@
 // no sanitizer report, every reply is one line of printable ASCII (plus the 0xFF delimiter),
 // and the output stays bounded.
 //
-// guest-file-open is blocked: the fuzzer must not create or overwrite files on the machine
-// that runs it. The other file commands still run (against unknown handles).
+// The fuzzer must never change the machine that runs it. Every system path of the platform
+// layer goes under an empty temporary root, and, belt and braces, every command that writes
+// or acts on a device is blocked: guest-file-open (its paths are the client's), the fsfreeze
+// ioctls, fstrim, the ssh key writers, set-vcpus and set-memory-blocks. Blocked commands still
+// go through the framer, the request checks and the gate.
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -21,18 +24,26 @@
 
 namespace {
 
+std::string make_temp_dir(const char* pattern) {
+  std::string t = pattern;
+  if (!mkdtemp(t.data())) std::abort();
+  return t;
+}
+
 struct fixture {
   fleetga::commands::inline_offloader pool;
-  fleetga::platform::linux_system sys;
+  std::string root = make_temp_dir("/tmp/fleetga-fuzz-root.XXXXXX");
+  fleetga::platform::linux_system sys{root};
   std::string statedir;
   fleetga::commands::service* svc = nullptr;
 
   fixture() {
-    char tmpl[] = "/tmp/fleetga-fuzz.XXXXXX";
-    statedir = mkdtemp(tmpl);
+    statedir = make_temp_dir("/tmp/fleetga-fuzz.XXXXXX");
     fleetga::commands::options o;
     o.statedir = statedir;
-    o.block_rpcs = {"guest-file-open"};
+    o.block_rpcs = {"guest-file-open", "guest-fsfreeze-freeze", "guest-fsfreeze-freeze-list",
+                    "guest-fsfreeze-thaw", "guest-fstrim", "guest-ssh-add-authorized-keys",
+                    "guest-ssh-remove-authorized-keys", "guest-set-vcpus", "guest-set-memory-blocks"};
     svc = new fleetga::commands::service(o, pool, sys);
     if (auto err = svc->init()) {
       std::fprintf(stderr, "init: %s\n", err->c_str());
@@ -44,6 +55,7 @@ struct fixture {
     std::string state = statedir + "/qga.state";
     ::unlink(state.c_str());
     ::rmdir(statedir.c_str());
+    ::rmdir(root.c_str());
   }
 };
 
