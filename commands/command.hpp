@@ -36,4 +36,11 @@ struct descriptor {
   std::string_view needs_why;  // why `needs` is above 1.0.0 (empty when it is not)
 };
 
+// Argument-free commands skip the decoder entirely when there are no arguments (the common
+// case, and the guest-ping hot path); anything given is "Parameter 'x' is unexpected".
+std::optional<protocol::error> no_args(const call& c);
+
+// QEMU's error_setg_errno(): "<text>: <strerror(err)>", nothing appended for errno 0.
+protocol::error errno_error(std::string_view text, int err);
+
 }  // namespace fleetga::commands

@@ -1,6 +1,7 @@
 // The core family: guest-sync, guest-sync-delimited, guest-ping, guest-info and fleetga's
 // guest-set-support-level.
 #include <array>
+#include <cstring>
 #include <string>
 
 #include "commands/handlers.hpp"
@@ -55,13 +56,6 @@ static_assert(protocol::in_qemu_order(std::array<std::string_view, 3>{"name", "e
 static_assert(protocol::in_qemu_order(std::array<std::string_view, 3>{"major", "minor", "micro"},
                                       std::array<std::string_view, 3>{"micro", "minor", "major"}));
 
-// Argument-free commands skip the decoder entirely when there are no arguments (the common
-// case, and the guest-ping hot path).
-inline std::optional<protocol::error> no_args(const call& c) {
-  if (c.args.empty()) return std::nullopt;
-  protocol::no_args a;
-  return protocol::decode_args(c.args, a);
-}
 
 void build_info(agent_state& st, std::uint64_t word) {
   std::string& s = st.info_cache;
@@ -165,4 +159,23 @@ task<handler_result> guest_set_support_level(call& c) {
 }
 
 }  // namespace handlers
+}  // namespace fleetga::commands
+
+namespace fleetga::commands {
+
+std::optional<protocol::error> no_args(const call& c) {
+  if (c.args.empty()) return std::nullopt;
+  protocol::no_args a;
+  return protocol::decode_args(c.args, a);
+}
+
+protocol::error errno_error(std::string_view text, int err) {
+  std::string d(text);
+  if (err != 0) {
+    d += ": ";
+    d += std::strerror(err);
+  }
+  return protocol::generic(std::move(d));
+}
+
 }  // namespace fleetga::commands

@@ -103,14 +103,6 @@ static_assert(protocol::in_qemu_order(std::array<std::string_view, 2>{"count", "
 static_assert(protocol::in_qemu_order(std::array<std::string_view, 2>{"position", "eof"},
                                       std::array<std::string_view, 2>{"eof", "position"}));
 
-protocol::error errno_error(std::string_view text, int err) {
-  std::string d(text);
-  if (err != 0) {
-    d += ": ";
-    d += std::strerror(err);
-  }
-  return protocol::generic(std::move(d));
-}
 
 protocol::error not_found(std::int64_t handle) {
   return protocol::generic("handle '" + std::to_string(handle) + "' has not been found");

@@ -59,11 +59,6 @@ constexpr std::array<std::string_view, 4> trim_result_members{"path", "trimmed",
 static_assert(protocol::in_qemu_order(trim_result_members,
                                       std::array<std::string_view, 4>{"minimum", "path", "trimmed", "error"}));
 
-std::optional<protocol::error> no_args(const call& c) {
-  if (c.args.empty()) return std::nullopt;
-  protocol::no_args a;
-  return protocol::decode_args(c.args, a);
-}
 
 // error_setg_errno(): "<text>: <strerror>", nothing appended for errno 0.
 std::string errno_text(std::string text, int err) {

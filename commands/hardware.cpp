@@ -72,11 +72,6 @@ struct fleetga::protocol::arg_schema<fleetga::commands::set_memory_blocks_args> 
 namespace fleetga::commands {
 namespace {
 
-std::optional<protocol::error> no_args(const call& c) {
-  if (c.args.empty()) return std::nullopt;
-  protocol::no_args a;
-  return protocol::decode_args(c.args, a);
-}
 
 protocol::error to_error(const platform::failure& f) {
   std::string d = f.what;
@@ -91,18 +86,7 @@ platform::procsys procsys_of(const call& c) { return platform::procsys(c.state.s
 
 // ---- member order (wire spec §1.3) ---------------------------------------------------------
 
-// The order QEMU prints an object whose members were inserted in `schema` order.
-template <std::size_t N>
-constexpr std::array<std::size_t, N> qemu_print_order(const std::array<std::string_view, N>& schema) {
-  std::array<std::size_t, N> idx{};
-  for (std::size_t i = 0; i < N; ++i) idx[i] = i;
-  auto rank = [&](std::size_t i) {
-    return static_cast<std::int64_t>(protocol::qemu_bucket(schema[i])) * 4096 + static_cast<std::int64_t>(N - i);
-  };
-  for (std::size_t i = 1; i < N; ++i)
-    for (std::size_t j = i; j > 0 && rank(idx[j - 1]) > rank(idx[j]); --j) std::swap(idx[j - 1], idx[j]);
-  return idx;
-}
+using protocol::qemu_print_order;
 template <std::size_t N>
 constexpr std::array<std::string_view, N> printed(const std::array<std::string_view, N>& schema) {
   std::array<std::string_view, N> a{};

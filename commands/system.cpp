@@ -14,35 +14,9 @@
 namespace fleetga::commands {
 namespace {
 
-inline std::optional<protocol::error> no_args(const call& c) {
-  if (c.args.empty()) return std::nullopt;
-  protocol::no_args a;
-  return protocol::decode_args(c.args, a);
-}
 
-// error_setg_errno(): "<text>: <strerror>", nothing appended for errno 0.
-protocol::error errno_error(std::string_view text, int err) {
-  std::string d(text);
-  if (err != 0) {
-    d += ": ";
-    d += std::strerror(err);
-  }
-  return protocol::generic(std::move(d));
-}
 
-// The order QEMU prints an object whose members were inserted in `schema` order (§1.3).
-template <std::size_t N>
-constexpr std::array<std::size_t, N> qemu_print_order(const std::array<std::string_view, N>& schema) {
-  std::array<std::size_t, N> idx{};
-  for (std::size_t i = 0; i < N; ++i) idx[i] = i;
-  auto rank = [&](std::size_t i) {
-    return static_cast<std::int64_t>(protocol::qemu_bucket(schema[i])) * 4096 +
-           static_cast<std::int64_t>(N - i);
-  };
-  for (std::size_t i = 1; i < N; ++i)  // insertion sort: constexpr-friendly
-    for (std::size_t j = i; j > 0 && rank(idx[j - 1]) > rank(idx[j]); --j) std::swap(idx[j - 1], idx[j]);
-  return idx;
-}
+using protocol::qemu_print_order;
 
 // GuestOSInfo in schema order; the first three come from uname, the rest from os-release.
 constexpr std::array<std::string_view, 10> osinfo_members{

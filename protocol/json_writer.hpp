@@ -44,6 +44,33 @@ constexpr bool in_qemu_order(const std::array<std::string_view, N>& inserted,
 // Appends `v` exactly as C printf("%.17g") prints it (QEMU's double format; inf/nan included).
 void append_double(std::string& out, double v);
 
+// The order QEMU prints an object whose members were inserted in `inserted` (schema) order:
+// indices into `inserted`, and the names themselves. For replies whose members are written in
+// a loop over a table (osinfo, diskstats, cpustats, routes, ...).
+template <std::size_t N>
+constexpr std::array<std::size_t, N> qemu_print_order(const std::array<std::string_view, N>& inserted) {
+  std::array<std::size_t, N> idx{};
+  for (std::size_t i = 0; i < N; ++i) idx[i] = i;
+  auto rank = [&](std::size_t i) {
+    return static_cast<std::int64_t>(qemu_bucket(inserted[i])) * 4096 + static_cast<std::int64_t>(N - i);
+  };
+  for (std::size_t i = 1; i < N; ++i)  // insertion sort: constexpr-friendly
+    for (std::size_t j = i; j > 0 && rank(idx[j - 1]) > rank(idx[j]); --j) {
+      auto t = idx[j - 1];
+      idx[j - 1] = idx[j];
+      idx[j] = t;
+    }
+  return idx;
+}
+
+template <std::size_t N>
+constexpr std::array<std::string_view, N> qemu_printed(const std::array<std::string_view, N>& inserted) {
+  auto idx = qemu_print_order(inserted);
+  std::array<std::string_view, N> out{};
+  for (std::size_t i = 0; i < N; ++i) out[i] = inserted[idx[i]];
+  return out;
+}
+
 class json_writer {
  public:
   explicit json_writer(std::string& out) noexcept : out_(out) {}
