@@ -46,7 +46,16 @@ class Agent:
         return self
 
     def connect(self, timeout=10):
-        return Client(self.sock, timeout)
+        # The socket file appears at bind(), a moment before listen(): retry like test-qga.c
+        # does (it retries once a second, ten times).
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                return Client(self.sock, timeout)
+            except ConnectionRefusedError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise
+                time.sleep(0.01)
 
     def stop(self):
         """SIGTERM like test-qga.c's teardown; returns (exit status, stderr)."""
