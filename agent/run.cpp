@@ -103,7 +103,7 @@ int run(const options& opts) {
   copts.fsfreeze_timeout = opts.fsfreeze_timeout;
   asio_timer freeze_timer(io);
   copts.fsfreeze_timer = &freeze_timer;
-  copts.fs_ioctls = true;  // the real agent: FIFREEZE/FITRIM reach the kernel
+  copts.acts_on_system = true;  // the real agent: freeze, trim, shutdown and suspend act for real
   commands::service svc(std::move(copts), pool, sys);
   logs.muted = [&svc] { return svc.frozen(); };
   if (auto err = svc.init()) {

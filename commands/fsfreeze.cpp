@@ -209,7 +209,7 @@ void configure_fsfreeze(agent_state& st, const options& o) {
   fz.hook = o.fsfreeze_hook;
   fz.timeout = std::chrono::seconds(o.fsfreeze_timeout > 0 ? o.fsfreeze_timeout : 0);
   fz.timer = o.fsfreeze_timer;
-  fz.default_freezer.kernel_changes = o.fs_ioctls;
+  fz.default_freezer.kernel_changes = o.acts_on_system;
 }
 
 void fsfreeze_started_frozen(agent_state& st) {

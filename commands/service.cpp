@@ -52,6 +52,7 @@ struct service::impl {
         bad_default_level(bad_level),
         st(pool, sys, opts.statedir, list_allowed_mask(opts), dflt) {
     configure_fsfreeze(st, opts);
+    st.power.default_runner.armed = opts.acts_on_system;
   }
 
   options opts;

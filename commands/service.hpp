@@ -24,9 +24,10 @@ struct options {
   std::optional<std::string> fsfreeze_hook;           // -F / fsfreeze-hook= (path); nullopt: no hook
   std::int64_t fsfreeze_timeout = 600;                // fsfreeze-timeout= seconds before auto-thaw; <= 0: never
   class timer_service* fsfreeze_timer = nullptr;      // commands/timer.hpp; nullptr: no auto-thaw
-  // FIFREEZE/FITRIM reach the kernel only when true (the agent sets it). Tests and fuzzers
-  // that build a service over the real root can then never freeze or trim the machine.
-  bool fs_ioctls = false;
+  // Only the real agent sets it: FIFREEZE/FITRIM reach the kernel, shutdown/suspend helpers
+  // run and /sys/power/state is written only when true, so tests and fuzzers that build a
+  // service over the real root can never freeze, trim, suspend or power off the machine.
+  bool acts_on_system = false;
 };
 
 class service {

@@ -11,8 +11,10 @@
 #include <vector>
 
 #include "commands/fsfreeze.hpp"
+#include "commands/storage.hpp"
 #include "commands/gate.hpp"
 #include "commands/offload.hpp"
+#include "commands/power.hpp"
 #include "commands/support_level.hpp"
 #include "platform/accounts.hpp"
 #include "platform/files.hpp"
@@ -90,6 +92,15 @@ struct agent_state {
   // Fsfreeze family (mount table rooted like `sys`, freezer, hook, watchdog); tests repoint
   // `fsfreeze.freezer`.
   fsfreeze_context fsfreeze{sys.rooted("")};
+
+  // Storage family (mount table and sysfs rooted like `sys`, statvfs with a deadline); tests
+  // repoint `storage.stat` and shorten `storage.statvfs_deadline`.
+  storage_context storage{sys.rooted("")};
+
+  // Power family (/sbin/* executability and /sys/power/state rooted like `sys`, helpers
+  // through a runner); a `sys` that also implements power_runner (a test's fake) runs the
+  // helpers instead of platform/spawn.
+  power_context power{sys.rooted(""), dynamic_cast<power_runner*>(&sys)};
 
   // The level in force: qga.state's when it has one, else the default.
   support_level effective_level() const noexcept { return pstate.level.value_or(default_level); }

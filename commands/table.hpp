@@ -25,6 +25,8 @@
 #include "commands/handlers.hpp"
 #include "commands/hardware.hpp"
 #include "commands/network.hpp"
+#include "commands/power.hpp"
+#include "commands/storage.hpp"
 
 namespace fleetga::commands {
 
@@ -51,6 +53,7 @@ inline constexpr auto command_table = [] {
     row("guest-info",              guest_info,              "0.15", frozen_ok),
     // fleetga extension (wire spec §5); writes qga.state, so not freeze-safe.
     row("guest-set-support-level", guest_set_support_level, "1.1"),
+    descriptor{"guest-shutdown",       guest_shutdown,          "0.15", false, false, false, table_detail::base, {}},
     row("guest-file-open",         guest_file_open,         "0.15"),
     row("guest-file-close",        guest_file_close,        "0.15"),
     row("guest-file-read",         guest_file_read,         "0.15"),
@@ -66,9 +69,17 @@ inline constexpr auto command_table = [] {
     //   descriptor{"guest-suspend-ram", guest_suspend_ram, "1.1", /*success-response*/ false,
     //              false, false, {1, 1, 0},
     //              "older QEMU cannot wake a suspended guest (S3 wakeup broken before 1.1)"},
+    // S4 resumes through a normal boot: any host.
+    descriptor{"guest-suspend-disk",   guest_suspend_disk,      "1.1", false, false, false, table_detail::base, {}},
+    descriptor{"guest-suspend-ram",    guest_suspend_ram,       "1.1", false, false, false, {1, 1, 0},
+               "older QEMU cannot wake a suspended guest (S3 wakeup arrived in QEMU 1.1)"},
+    descriptor{"guest-suspend-hybrid", guest_suspend_hybrid,    "1.1", false, false, false, {1, 1, 0},
+               "older QEMU cannot wake a suspended guest (S3 wakeup arrived in QEMU 1.1)"},
     row("guest-network-get-interfaces", guest_network_get_interfaces, "1.1"),
     row("guest-get-vcpus",         guest_get_vcpus,         "1.5"),
     row("guest-set-vcpus",         guest_set_vcpus,         "1.5"),
+    row("guest-get-disks",         guest_get_disks,         "5.2"),
+    row("guest-get-fsinfo",        guest_get_fsinfo,        "2.2"),
     row("guest-get-memory-blocks", guest_get_memory_blocks, "2.3"),
     row("guest-set-memory-blocks", guest_set_memory_blocks, "2.3"),
     row("guest-get-memory-block-info", guest_get_memory_block_info, "2.3"),

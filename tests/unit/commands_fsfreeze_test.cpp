@@ -468,7 +468,7 @@ TEST(CommandsFsfreeze, AgentStartedFrozenAutoThaws) {
 TEST(CommandsFsfreeze, ServiceFreezeOnAFixtureRootNeverReachesTheKernel) {
   svc_fixture f;
   commands::options o;
-  o.fs_ioctls = true;  // even so: the root is a fixture
+  o.acts_on_system = true;  // even so: the root is a fixture
   temp_dir hd;
   o.fsfreeze_hook = hook_script(hd, f.state.path);
   f.start(o);
