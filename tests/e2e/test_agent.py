@@ -25,9 +25,10 @@ class SupportLevel(unittest.TestCase):
             with Agent(statedir=d) as a:
                 c = a.connect()
                 self.assertEqual(level(c), {"major": 1, "minor": 0, "micro": 0})
-                # every command registered so far works with any host: all enabled at 1.0.0
+                # at 1.0.0 only the commands that need a newer host are disabled
                 cmds = c.cmd("guest-info")["return"]["supported_commands"]
-                self.assertEqual([e["name"] for e in cmds if not e["enabled"]], [])
+                self.assertEqual(sorted(e["name"] for e in cmds if not e["enabled"]),
+                                 ["guest-suspend-hybrid", "guest-suspend-ram"])
                 self.assertEqual(c.cmd("guest-set-support-level", {"major": 0, "minor": 9}), {"return": {}})
                 self.assertEqual(level(c), {"major": 1, "minor": 0, "micro": 0})
                 self.assertEqual(c.cmd("guest-set-support-level", {"major": 1, "minor": 1, "micro": 7}),
@@ -52,6 +53,31 @@ class SupportLevel(unittest.TestCase):
                 a.stop()
         finally:
             shutil.rmtree(d, ignore_errors=True)
+
+    def test_commands_above_the_level_are_disabled(self):
+        # Never *execute* a suspend here (the real agent would suspend this machine): only
+        # the gate's answers and guest-info's flags are checked.
+        with Agent() as a:
+            c = a.connect()
+
+            def enabled():
+                return {e["name"]: e["enabled"] for e in c.cmd("guest-info")["return"]["supported_commands"]}
+
+            e = enabled()
+            self.assertEqual((e["guest-suspend-ram"], e["guest-suspend-hybrid"], e["guest-suspend-disk"]),
+                             (False, False, True))
+            for cmd in ("guest-suspend-ram", "guest-suspend-hybrid"):
+                self.assertEqual(c.cmd(cmd, id=3), {"id": 3, "error": {
+                    "class": "CommandNotFound",
+                    "desc": f"Command {cmd} has been disabled: host support level 1.0.0 is below 1.1.0"}})
+            self.assertEqual(c.cmd("guest-set-support-level", {"major": 1, "minor": 1}), {"return": {}})
+            e = enabled()
+            self.assertEqual((e["guest-suspend-ram"], e["guest-suspend-hybrid"]), (True, True))
+            self.assertEqual(c.cmd("guest-set-support-level", {"major": 1, "minor": 0, "micro": 9}), {"return": {}})
+            self.assertEqual(c.cmd("guest-suspend-ram")["error"]["desc"],
+                             "Command guest-suspend-ram has been disabled: host support level 1.0.9 is below 1.1.0")
+            c.close()
+            a.stop()
 
     def test_command_line_default(self):
         with Agent(args=["--support-level=1.1"]) as a:

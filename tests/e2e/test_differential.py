@@ -145,12 +145,22 @@ CASES = {
                    b'{"execute":"guest-ssh-remove-authorized-keys","arguments":{"username":"nobody","keys":[]}}'],
     # network: everything but the traffic counters, which move between the two runs
     "interfaces args": [b'{"execute":"guest-network-get-interfaces","arguments":{"a":1}}'],
+    # power: only requests that fail before anything runs (both agents are real)
+    "shutdown args": [b'{"execute":"guest-shutdown","arguments":{"mode":"sleep"}}',
+                      b'{"execute":"guest-shutdown","arguments":{"mode":1}}',
+                      b'{"execute":"guest-shutdown","arguments":{"force":true}}',
+                      b'{"execute":"guest-suspend-disk","arguments":{"x":1}}'],
+    # storage
+    "disks": [b'{"execute":"guest-get-disks"}', b'{"execute":"guest-get-disks","arguments":{"x":1}}'],
+    "fsinfo args": [b'{"execute":"guest-get-fsinfo","arguments":{"x":1}}'],
 }
 
 # Compared as JSON with the members that change between two runs removed.
 UNSTABLE = {
     "interfaces": ([b'{"execute":"guest-network-get-interfaces"}'], ("statistics",)),
     "diskstats": ([b'{"execute":"guest-get-diskstats"}'], ("stats",)),
+    # total-bytes-privileged is upstream 9.1+ (not in 7.2); the sizes move with disk use
+    "fsinfo": ([b'{"execute":"guest-get-fsinfo"}'], ("used-bytes", "total-bytes", "total-bytes-privileged")),
     "cpustats": ([b'{"execute":"guest-get-cpustats"}'],
                  ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal", "guest", "guestnice")),
 }

@@ -85,6 +85,13 @@ class SharedFixture(unittest.TestCase):
         self.assertIn("online", rsp["return"][0])
         self.assertIn("logical-id", rsp["return"][0])
 
+    def test_07_get_fsinfo(self):
+        rsp = self.c.cmd("guest-get-fsinfo")
+        no_error(self, rsp)
+        if rsp["return"]:
+            for k in ("name", "mountpoint", "type", "disk"):
+                self.assertIn(k, rsp["return"][0])
+
     def test_08_get_load(self):
         rsp = self.c.cmd("guest-get-load")
         if BIN != FLEETGA and "error" in rsp:
@@ -207,9 +214,7 @@ class OwnAgent(unittest.TestCase):
                 rsp = c.cmd(cmd)
                 expect_error(self, rsp, "CommandNotFound")
                 self.assertIn("has been disabled", rsp["error"]["desc"])
-            # upstream checks guest-get-fsinfo (not implemented by fleetga yet): any
-            # other command must still work
-            no_error(self, c.cmd("guest-get-host-name"))
+            no_error(self, c.cmd("guest-get-fsinfo"))
             c.close()
             self.assertEqual(a.stop()[0], 0)
 
@@ -220,7 +225,7 @@ class OwnAgent(unittest.TestCase):
             c = a.connect()
             no_error(self, c.cmd("guest-ping"))
             no_error(self, c.cmd("guest-get-time"))
-            rsp = c.cmd("guest-get-host-name")
+            rsp = c.cmd("guest-get-fsinfo")
             expect_error(self, rsp, "CommandNotFound")
             self.assertIn("has been disabled", rsp["error"]["desc"])
             c.close()

@@ -6,7 +6,7 @@
 // The fuzzer must never change the machine that runs it. Every system path of the platform
 // layer goes under an empty temporary root, and, belt and braces, every command that writes
 // or acts on a device is blocked: guest-file-open (its paths are the client's), the fsfreeze
-// ioctls, fstrim, the ssh key writers, set-vcpus and set-memory-blocks. Blocked commands still
+// ioctls, fstrim, the ssh key writers, set-vcpus, set-memory-blocks, shutdown and suspend. Blocked commands still
 // go through the framer, the request checks and the gate.
 #include <stdlib.h>
 #include <unistd.h>
@@ -43,7 +43,9 @@ struct fixture {
     o.statedir = statedir;
     o.block_rpcs = {"guest-file-open", "guest-fsfreeze-freeze", "guest-fsfreeze-freeze-list",
                     "guest-fsfreeze-thaw", "guest-fstrim", "guest-ssh-add-authorized-keys",
-                    "guest-ssh-remove-authorized-keys", "guest-set-vcpus", "guest-set-memory-blocks"};
+                    "guest-ssh-remove-authorized-keys", "guest-set-vcpus", "guest-set-memory-blocks",
+                    "guest-shutdown", "guest-suspend-disk", "guest-suspend-ram",
+                    "guest-suspend-hybrid"};
     svc = new fleetga::commands::service(o, pool, sys);
     if (auto err = svc->init()) {
       std::fprintf(stderr, "init: %s\n", err->c_str());

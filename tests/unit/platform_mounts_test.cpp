@@ -212,8 +212,10 @@ TEST(PlatformSpawnFsfreeze, ErrorTexts) {
 
 TEST(PlatformSpawnFsfreeze, StdinIsDevNullOrTheInputAndSessionIsNew) {
   temp_dir d;
-  auto r = platform::run_helper({script(d, "h", "cat; cut -d' ' -f6 /proc/$$/stat > sid; echo $$ > pid\n")});
+  auto r = platform::run_helper({script(d, "h", "cat; cut -d' ' -f6 /proc/$$/stat > '" + (d / "sid") +
+                                                     "'; echo $$ > '" + (d / "pid") + "'\n")});
   EXPECT_EQ(r.output, "");
+  ASSERT_FALSE(slurp(d / "pid").empty());
   EXPECT_EQ(slurp(d / "sid"), slurp(d / "pid"));  // setsid(): session leader
   r = platform::run_helper({script(d, "c", "cat\n")}, std::string_view("user:pass\n"));
   EXPECT_EQ(r.output, "user:pass\n");
