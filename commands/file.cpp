@@ -206,24 +206,33 @@ task<handler_result> guest_file_read(call& c) {
   const std::int64_t count = a.count.value_or(read_count_default);
   if (count < 0 || count > read_count_max) co_return bad_count(count);
 
-  std::string reply;  // the whole GuestFileRead value, built on the worker
-  auto r = co_await offload(st.pool, [f, count, &reply] {
+  // The GuestFileRead value is written into the reply buffer by the worker, base64 and all:
+  // a 48 MiB read becomes 64 MiB of text that the I/O thread never copies. The session leaves
+  // its output buffer alone until this handler completes, and the resume is posted after the
+  // worker finished, so the buffer has one user at a time.
+  protocol::json_writer& w = c.out;
+  auto r = co_await offload(st.pool, [f, count, &w] {
     std::string buf;
     auto res = f->read(static_cast<std::size_t>(count), buf);
     if (res.step == platform::stdio_file::io_step::ok) {
-      reply.reserve(buf.size() / 3 * 4 + 64);
-      reply += "{\"count\": ";
-      reply += std::to_string(res.count);
-      reply += ", \"buf-b64\": \"";
-      protocol::base64_encode(buf, reply);  // "" when nothing was read
-      reply += res.eof ? "\", \"eof\": true}" : "\", \"eof\": false}";
+      std::string& out = w.buffer();
+      out.reserve(out.size() + buf.size() / 3 * 4 + 64);
+      w.begin_object();
+      w.key("count");
+      w.uinteger(res.count);
+      w.key("buf-b64");
+      w.raw("\"");
+      protocol::base64_encode(buf, out);  // "" when nothing was read
+      out += '"';
+      w.key("eof");
+      w.boolean(res.eof);
+      w.end_object();
     }
     return res;
   });
   using io = platform::stdio_file::io_step;
   if (r.step == io::flush) co_return errno_error("failed to flush file", r.err);
   if (r.step != io::ok) co_return errno_error("failed to read file", r.err);
-  c.out.raw(reply);
   co_return std::nullopt;
 }
 
