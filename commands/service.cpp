@@ -53,6 +53,7 @@ struct service::impl {
         st(pool, sys, opts.statedir, list_allowed_mask(opts), dflt) {
     configure_fsfreeze(st, opts);
     st.power.default_runner.armed = opts.acts_on_system;
+    st.audit_sink = opts.audit;
   }
 
   options opts;

@@ -2,6 +2,7 @@
 // What the agent sees of commands/: one object that owns the command table, the gate, the
 // per-agent state (file handles, qga.state, frozen flag) and turns one framed message into
 // at most one reply. The agent owns the channel, the io_context and the worker pool.
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -28,6 +29,10 @@ struct options {
   // run and /sys/power/state is written only when true, so tests and fuzzers that build a
   // service over the real root can never freeze, trim, suspend or power off the machine.
   bool acts_on_system = false;
+  // Audit lines for privileged commands (qemu-ga's slog(): "guest-exec called: ...",
+  // "guest-fsfreeze called", ...). The agent sends them to syslog and the log file; never
+  // called while frozen; texts never carry secrets (passwords, file contents, key material).
+  std::function<void(std::string_view)> audit;
 };
 
 class service {

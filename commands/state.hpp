@@ -3,6 +3,7 @@
 // I/O thread touches it; offloaded work gets what it needs by value or through a pointer
 // that stays valid because requests are handled one at a time).
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -101,6 +102,13 @@ struct agent_state {
   // through a runner); a `sys` that also implements power_runner (a test's fake) runs the
   // helpers instead of platform/spawn.
   power_context power{sys.rooted(""), dynamic_cast<power_runner*>(&sys)};
+
+  // Audit sink (service options::audit); see audit().
+  std::function<void(std::string_view)> audit_sink;
+  // One audit line for a privileged command; dropped while frozen (no disk writes).
+  void audit(std::string_view line) const {
+    if (audit_sink && !gate::frozen(gate.load())) audit_sink(line);
+  }
 
   // The level in force: qga.state's when it has one, else the default.
   support_level effective_level() const noexcept { return pstate.level.value_or(default_level); }
