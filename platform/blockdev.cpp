@@ -277,10 +277,15 @@ std::optional<std::vector<blockdev::entry>> blockdev::list(const std::string& p,
     }
     std::string_view n = e->d_name;
     if (n == "." || n == "..") continue;
-    out.push_back({std::string(n), e->d_type});
+    out.push_back({std::string(n), e->d_type, kernfs_name_hash(n)});
   }
   ::closedir(d);
-  std::sort(out.begin(), out.end(), [](const entry& a, const entry& b) { return kernfs_before(a.name, b.name); });
+  // Real sysfs already hands entries out in this order (fixture trees on ext4 don't): check
+  // first, sort only when needed, each name hashed once.
+  auto before = [](const entry& a, const entry& b) {
+    return a.hash != b.hash ? a.hash < b.hash : a.name < b.name;
+  };
+  if (!std::is_sorted(out.begin(), out.end(), before)) std::sort(out.begin(), out.end(), before);
   return out;
 }
 

@@ -105,6 +105,7 @@ class blockdev {
   struct entry {
     std::string name;
     unsigned char type;  // d_type
+    std::uint32_t hash;  // kernfs_name_hash(name), computed once per listing
   };
   std::string abs(std::string_view sys_path) const { return root_ + std::string(sys_path); }
   // realpath() of <root><p>, the root taken off again; nullopt + errno.

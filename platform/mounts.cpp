@@ -105,6 +105,7 @@ void for_each_line(std::string_view text, F f) {
 }  // namespace
 
 std::string decode_mountinfo_name(std::string_view s) {
+  if (s.find('\\') == std::string_view::npos) return std::string(s);  // nothing escaped
   std::string out;
   out.reserve(s.size());
   for (std::size_t i = 0; i < s.size(); ++i) {
@@ -166,15 +167,15 @@ std::vector<mount_entry> parse_mountinfo(std::string_view text, const device_loo
     if (!b.word(&type_s, &type_e)) return;
     b.ws();
     if (!b.word(&dev_s, &dev_e) || !b.any()) return;
-    std::string dir = decode_mountinfo_name(line.substr(dir_s, dir_e - dir_s));
-    std::string type(line.substr(type_s, type_e - type_s));
-    std::string dev = decode_mountinfo_name(line.substr(dev_s, dev_e - dev_s));
+    std::string_view type = line.substr(type_s, type_e - type_s);
     if (major == 0) {
-      // btrfs reports major 0; its source device tells the real numbers.
-      if (type != "btrfs" || lookup(dev, major, minor) < 0) return;
+      // btrfs reports major 0; its source device tells the real numbers. Everything else
+      // with major 0 (proc, sysfs, tmpfs, network filesystems) is skipped before any
+      // string is built: most lines of a real mountinfo end here.
+      if (type != "btrfs" || lookup(decode_mountinfo_name(line.substr(dev_s, dev_e - dev_s)), major, minor) < 0) return;
     }
     if (dev_exists(mounts, major, minor)) return;  // bind mount of a listed device
-    mounts.push_back({std::move(dir), std::move(type), major, minor});
+    mounts.push_back({decode_mountinfo_name(line.substr(dir_s, dir_e - dir_s)), std::string(type), major, minor});
   });
   return mounts;
 }
