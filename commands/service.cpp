@@ -53,7 +53,9 @@ struct service::impl {
         st(pool, sys, opts.statedir, list_allowed_mask(opts), dflt) {
     configure_fsfreeze(st, opts);
     st.power.default_runner.armed = opts.acts_on_system;
+    st.clock.default_effects.armed = opts.acts_on_system;
     st.audit_sink = opts.audit;
+    st.exec.reactor = opts.reactor;
   }
 
   options opts;
@@ -113,7 +115,16 @@ std::vector<std::string_view> service::command_names() {
   return v;
 }
 
-task<bool> service::handle(const protocol::frame& f, std::string& out) {
+namespace {
+struct drained {
+  output_drain& d;
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) { d.drain(h); }
+  void await_resume() const noexcept {}
+};
+}  // namespace
+
+task<bool> service::handle(const protocol::frame& f, std::string& out, output_drain* drain) {
   impl& p = *p_;
   if (f.type == protocol::frame::kind::error) {
     protocol::write_error(out, protocol::generic(std::string(f.error)), {});
@@ -142,6 +153,10 @@ task<bool> service::handle(const protocol::frame& f, std::string& out) {
                           req.id);
     co_return true;
   }
+
+  // Nothing is written while a handler runs (workers may append to `out`), so replies
+  // waiting in the buffer leave before a command that may take the guest down.
+  if (!cmd.success_response && drain && !out.empty()) co_await drained{*drain};
 
   const std::size_t mark = protocol::begin_return(out, cmd.delimited);
   protocol::json_writer w(out);

@@ -2,6 +2,7 @@
 // What the agent sees of commands/: one object that owns the command table, the gate, the
 // per-agent state (file handles, qga.state, frozen flag) and turns one framed message into
 // at most one reply. The agent owns the channel, the io_context and the worker pool.
+#include <coroutine>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -25,6 +26,7 @@ struct options {
   std::optional<std::string> fsfreeze_hook;           // -F / fsfreeze-hook= (path); nullopt: no hook
   std::int64_t fsfreeze_timeout = 600;                // fsfreeze-timeout= seconds before auto-thaw; <= 0: never
   class timer_service* fsfreeze_timer = nullptr;      // commands/timer.hpp; nullptr: no auto-thaw
+  class fd_reactor* reactor = nullptr;               // commands/reactor.hpp; nullptr: guest-exec answers an error
   // Only the real agent sets it: FIFREEZE/FITRIM reach the kernel, shutdown/suspend helpers
   // run and /sys/power/state is written only when true, so tests and fuzzers that build a
   // service over the real root can never freeze, trim, suspend or power off the machine.
@@ -33,6 +35,17 @@ struct options {
   // "guest-fsfreeze called", ...). The agent sends them to syslog and the log file; never
   // called while frozen; texts never carry secrets (passwords, file contents, key material).
   std::function<void(std::string_view)> audit;
+};
+
+// Lets the service get the replies already in the output buffer onto the wire before it runs
+// a command that answers nothing on success and may end the guest (guest-shutdown,
+// guest-suspend-*): a host that sent `guest-sync-delimited` and `guest-shutdown` in one write
+// (Proxmox) must see its sync reply before the guest goes away. The session implements it:
+// write `out` (the buffer handle() was given), then resume `h` on the I/O thread.
+class output_drain {
+ public:
+  virtual ~output_drain() = default;
+  virtual void drain(std::coroutine_handle<> h) = 0;
 };
 
 class service {
@@ -63,7 +76,8 @@ class service {
   // Don't call handle() again, and don't destroy the task, before it completed: offloaded
   // work still running on a worker refers to the task's frame (a client that disconnects
   // mid-request just gets its reply discarded by the agent).
-  task<bool> handle(const protocol::frame& f, std::string& out);
+  // `drain` (may be null): see output_drain.
+  task<bool> handle(const protocol::frame& f, std::string& out, output_drain* drain = nullptr);
 
   bool frozen() const noexcept;
 

@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "commands/exec.hpp"
+#include "commands/clock.hpp"
 #include "commands/fsfreeze.hpp"
 #include "commands/storage.hpp"
 #include "commands/gate.hpp"
@@ -102,6 +104,13 @@ struct agent_state {
   // through a runner); a `sys` that also implements power_runner (a test's fake) runs the
   // helpers instead of platform/spawn.
   power_context power{sys.rooted(""), dynamic_cast<power_runner*>(&sys)};
+
+  // Clock family + guest-set-user-password (system clock, RTC, hwclock/chpasswd; paths rooted
+  // like `sys`); a `sys` that also implements platform::system_effects (a test's fake) is used.
+  clock_context clock{sys.rooted(""), dynamic_cast<platform::system_effects*>(&sys)};
+
+  // Exec family (guest-exec children, their pipes and pidfds on options::reactor).
+  exec_context exec;
 
   // Audit sink (service options::audit); see audit().
   std::function<void(std::string_view)> audit_sink;

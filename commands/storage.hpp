@@ -15,7 +15,7 @@ namespace fleetga::commands {
 inline constexpr std::chrono::milliseconds statvfs_deadline_default{5000};
 
 // The storage part of agent_state, rooted like `sys`. Tests repoint `stat` (sizes, hangs) and
-// shorten `statvfs_deadline`.
+// `nvme`, and shorten `statvfs_deadline`.
 struct storage_context {
   explicit storage_context(std::string r)
       : root(r), sysfs(std::move(r)), stat(std::make_shared<platform::statvfs_runner>(
@@ -25,6 +25,8 @@ struct storage_context {
   platform::blockdev sysfs;
   std::shared_ptr<platform::statvfs_runner> stat;
   std::chrono::milliseconds statvfs_deadline = statvfs_deadline_default;
+  // NVMe SMART log pages for guest-get-disks (device nodes under `root`); tests repoint it.
+  std::shared_ptr<platform::nvme_admin> nvme = std::make_shared<platform::linux_nvme_admin>(root);
 };
 
 }  // namespace fleetga::commands

@@ -20,7 +20,9 @@
 #include <string_view>
 
 #include "commands/accounts.hpp"
+#include "commands/clock.hpp"
 #include "commands/command.hpp"
+#include "commands/exec.hpp"
 #include "commands/fsfreeze.hpp"
 #include "commands/handlers.hpp"
 #include "commands/hardware.hpp"
@@ -50,6 +52,7 @@ inline constexpr auto command_table = [] {
     row("guest-sync",              guest_sync,              "0.15", frozen_ok),
     row("guest-ping",              guest_ping,              "0.15", frozen_ok),
     row("guest-get-time",          guest_get_time,          "1.5"),
+    row("guest-set-time",          guest_set_time,          "1.5"),
     row("guest-info",              guest_info,              "0.15", frozen_ok),
     // fleetga extension (wire spec §5); writes qga.state, so not freeze-safe.
     row("guest-set-support-level", guest_set_support_level, "1.1"),
@@ -80,9 +83,12 @@ inline constexpr auto command_table = [] {
     row("guest-set-vcpus",         guest_set_vcpus,         "1.5"),
     row("guest-get-disks",         guest_get_disks,         "5.2"),
     row("guest-get-fsinfo",        guest_get_fsinfo,        "2.2"),
+    row("guest-set-user-password", guest_set_user_password, "2.3"),
     row("guest-get-memory-blocks", guest_get_memory_blocks, "2.3"),
     row("guest-set-memory-blocks", guest_set_memory_blocks, "2.3"),
     row("guest-get-memory-block-info", guest_get_memory_block_info, "2.3"),
+    row("guest-exec-status",       guest_exec_status,       "2.5"),
+    row("guest-exec",              guest_exec,              "2.5"),
     row("guest-get-host-name",     guest_get_host_name,     "2.10"),
     row("guest-get-users",         guest_get_users,         "2.10"),
     row("guest-get-timezone",      guest_get_timezone,      "2.10"),

@@ -16,9 +16,13 @@
 // that way: a no-op on the real /sys (checked on this machine: /sys/block, /sys/dev/block,
 // /sys/block/vda, /sys/devices/pci0000:00), and it makes fixture trees (whose own readdir order
 // depends on the filesystem they sit on) reproduce the kernel's order.
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <deque>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -54,12 +58,49 @@ struct fs_devices {
   std::vector<disk_address> disks;  // reply order (qemu-ga prepends: last found first)
 };
 
-struct disk_info {  // GuestDiskInfo (no `smart`, see blockdev::list_disks)
+// GuestNVMeSmart: the NVMe SMART / Health Information log page (log identifier 02h).
+struct nvme_smart {
+  std::int64_t critical_warning = 0, temperature = 0, available_spare = 0, available_spare_threshold = 0,
+               percentage_used = 0;
+  // The ten 128-bit little-endian counters as lo, hi pairs in schema order: data units read,
+  // data units written, host read commands, host write commands, controller busy time, power
+  // cycles, power on hours, unsafe shutdowns, media errors, number of error log entries.
+  std::array<std::uint64_t, 20> counters{};
+  friend bool operator==(const nvme_smart&, const nvme_smart&) = default;
+};
+
+struct disk_info {  // GuestDiskInfo
   std::string name;  // /dev/vda
   bool partition = false;
   std::optional<std::vector<std::string>> dependencies;
   std::optional<disk_address> address;
   std::optional<std::string> alias;
+  std::optional<nvme_smart> smart;  // nvme disks only, filled by the caller (nvme_admin)
+};
+
+// The size of the SMART log page qemu-ga asks for (its NvmeSmartLog).
+inline constexpr std::size_t nvme_smart_log_size = 512;
+// The fields of a SMART log page as qemu-ga's get_nvme_smart() takes them (byte 0, LE16 at
+// 1, bytes 3-5, LE64 pairs from 32 to 191). nullopt when the page is shorter than 192 bytes.
+std::optional<nvme_smart> parse_nvme_smart_log(std::string_view page);
+
+// The narrow interface for the admin command. Reading a log page changes nothing on the
+// device (RAE set: asynchronous events stay as they are). Blocking (an ioctl on a device).
+class nvme_admin {
+ public:
+  virtual ~nvme_admin() = default;
+  // NVME_IOCTL_ADMIN_CMD Get Log Page 02h for all namespaces on `devnode` ("/dev/nvme0n1",
+  // under the root), nvme_smart_log_size bytes into `page`. Returns errno (0 on success).
+  virtual int smart_log(const std::string& devnode, std::string& page) = 0;
+};
+
+class linux_nvme_admin final : public nvme_admin {
+ public:
+  explicit linux_nvme_admin(std::string root = {}) : root_(std::move(root)) {}
+  int smart_log(const std::string& devnode, std::string& page) override;
+
+ private:
+  std::string root_;
 };
 
 // kernfs_name_hash() for a directory without namespace (block devices and their children).
@@ -95,8 +136,8 @@ class blockdev {
   // text (realpath/opendir/readdir failures other than ENOENT).
   bool fs_devices_of(unsigned major, unsigned minor, fs_devices& out, std::string& error) const;
 
-  // qmp_guest_get_disks() in reply order. NVMe SMART (an NVME_IOCTL_ADMIN_CMD on the device
-  // node) is not read: `smart` is never present. false + error when /sys/block can't be opened.
+  // qmp_guest_get_disks() in reply order, without `smart` (the caller asks an nvme_admin for
+  // the disks whose address says nvme). false + error when /sys/block can't be opened.
   bool list_disks(std::vector<disk_info>& out, std::string& error) const;
 
   const std::string& root() const noexcept { return root_; }
@@ -152,6 +193,9 @@ class statvfs_runner {
  public:
   static constexpr std::size_t default_max_in_flight = 64;
   explicit statvfs_runner(std::shared_ptr<fs_stat> backend, std::size_t max_in_flight = default_max_in_flight);
+  ~statvfs_runner();
+  statvfs_runner(const statvfs_runner&) = delete;
+  statvfs_runner& operator=(const statvfs_runner&) = delete;
 
   // Results index-aligned with `paths`; nullopt = failed, late, or skipped (see above).
   std::vector<std::optional<fs_sizes>> run(const std::vector<std::string>& paths, std::chrono::milliseconds deadline);
@@ -163,7 +207,14 @@ class statvfs_runner {
     std::shared_ptr<fs_stat> backend;
     mutable std::mutex m;
     std::set<std::string> busy;
+    // Threads are reused: one that finished waits `linger` for the next call's work before it
+    // exits, so a poller asking every few seconds doesn't pay a thread start per mount.
+    std::deque<std::function<void()>> jobs;
+    std::size_t idle = 0;
+    bool closing = false;  // the runner is gone: idle threads exit at once
+    std::condition_variable work;
   };
+  static void worker(std::shared_ptr<shared> s);
   std::shared_ptr<shared> s_;
   std::size_t max_;
 };

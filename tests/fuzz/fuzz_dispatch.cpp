@@ -6,7 +6,8 @@
 // The fuzzer must never change the machine that runs it. Every system path of the platform
 // layer goes under an empty temporary root, and, belt and braces, every command that writes
 // or acts on a device is blocked: guest-file-open (its paths are the client's), the fsfreeze
-// ioctls, fstrim, the ssh key writers, set-vcpus, set-memory-blocks, shutdown and suspend. Blocked commands still
+// ioctls, fstrim, the ssh key writers, set-vcpus, set-memory-blocks, shutdown and suspend, guest-exec (it spawns), set-time and
+// set-user-password. Blocked commands still
 // go through the framer, the request checks and the gate.
 #include <stdlib.h>
 #include <unistd.h>
@@ -45,7 +46,8 @@ struct fixture {
                     "guest-fsfreeze-thaw", "guest-fstrim", "guest-ssh-add-authorized-keys",
                     "guest-ssh-remove-authorized-keys", "guest-set-vcpus", "guest-set-memory-blocks",
                     "guest-shutdown", "guest-suspend-disk", "guest-suspend-ram",
-                    "guest-suspend-hybrid"};
+                    "guest-suspend-hybrid", "guest-exec", "guest-set-time",
+                    "guest-set-user-password"};
     svc = new fleetga::commands::service(o, pool, sys);
     if (auto err = svc->init()) {
       std::fprintf(stderr, "init: %s\n", err->c_str());

@@ -1,6 +1,8 @@
 // The power family through service::handle with a fake runner: nothing here shuts down,
 // suspends or writes outside a temporary fixture root.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <filesystem>
@@ -291,6 +293,26 @@ TEST(PowerSuspend, SysfsWriteFailure) {
             generic("suspend: cannot write to '/sys/power/state': Permission denied"));
 }
 
+// The same failure path, root-proof (CI runs as root, where the test above is skipped): a
+// file size limit of 0 makes every write fail with EFBIG, for root too (SIGXFSZ ignored).
+TEST(PowerSuspend, SysfsWriteFailureEvenForRoot) {
+  power_root r("freeze mem disk\n");
+  power_fixture t(r.dir.path);
+  struct rlimit old {};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old), 0);
+  struct rlimit zero = old;
+  zero.rlim_cur = 0;
+  struct sigaction ign {}, prev {};
+  ign.sa_handler = SIG_IGN;
+  ASSERT_EQ(::sigaction(SIGXFSZ, &ign, &prev), 0);
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &zero), 0);
+  const std::string got = t(R"({"execute":"guest-suspend-disk"})");
+  ::setrlimit(RLIMIT_FSIZE, &old);
+  ::sigaction(SIGXFSZ, &prev, nullptr);
+  EXPECT_EQ(got, generic("suspend: cannot write to '/sys/power/state': File too large"));
+  EXPECT_EQ(r.state(), "freeze mem disk\n");  // nothing was written
+}
+
 TEST(PowerSuspend, ThisMachineSupportsNothing) {
   // /sys/power/state captured from this machine is empty (a container): nothing supported.
   EXPECT_EQ(slurp(fixture("this-machine/sys/power/state")), "");
@@ -357,6 +379,57 @@ TEST(PowerSupportLevel, RamAndHybridNeed11) {
   EXPECT_EQ(t(R"({"execute":"guest-suspend-ram"})"),
             "{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"Command guest-suspend-ram has been disabled: "
             "host support level 1.0.0 is below 1.1.0\"}}\n");
+}
+
+// A host that sends guest-sync-delimited and guest-shutdown in one write (Proxmox) must get the
+// sync reply before the helper runs: the service drains the output buffer first, and only for
+// commands that answer nothing on success.
+struct recording_drain final : commands::output_drain {
+  std::string& out;
+  const fake_runner& runner;
+  std::vector<std::string> seen;       // `out` at each drain
+  std::vector<std::size_t> calls_then; // helper calls made before each drain
+  recording_drain(std::string& o, const fake_runner& r) : out(o), runner(r) {}
+  void drain(std::coroutine_handle<> h) override {
+    seen.push_back(out);
+    calls_then.push_back(runner.calls.size());
+    out.clear();  // "written"
+    h.resume();
+  }
+};
+
+std::string run_with_drain(commands::service& svc, std::string_view json, std::string& out,
+                           commands::output_drain& d) {
+  std::string buf(json);
+  buf.append(protocol::input_padding, '\0');
+  protocol::frame f;
+  f.type = protocol::frame::kind::message;
+  f.text = std::string_view(buf.data(), json.size());
+  auto t = svc.handle(f, out, &d);
+  EXPECT_TRUE(t.start());
+  t.take();
+  return out;
+}
+
+TEST(PowerShutdown, PendingRepliesAreDrainedBeforeTheHelperRuns) {
+  power_root root(std::nullopt);
+  power_fixture fx(root.dir.path);
+  fx.runner.exits("/sbin/shutdown -h -P +0 hypervisor initiated shutdown", 0);
+  std::string out;
+  recording_drain d(out, fx.runner);
+  run_with_drain(*fx.svc, R"({"execute":"guest-sync-delimited","arguments":{"id":7}})", out, d);
+  EXPECT_TRUE(d.seen.empty()) << "a command with a reply never drains";
+  EXPECT_EQ(out, "\xff{\"return\": 7}\n");
+  run_with_drain(*fx.svc, R"({"execute":"guest-shutdown"})", out, d);
+  ASSERT_EQ(d.seen.size(), 1u);
+  EXPECT_EQ(d.seen[0], "\xff{\"return\": 7}\n");
+  EXPECT_EQ(d.calls_then[0], 0u) << "the sync reply must leave before poweroff runs";
+  ASSERT_EQ(fx.runner.calls.size(), 1u);
+  EXPECT_EQ(fx.runner.calls[0][0], "/sbin/shutdown");
+  EXPECT_EQ(out, "") << "success: no reply";
+  // Nothing pending: no drain.
+  run_with_drain(*fx.svc, R"({"execute":"guest-shutdown"})", out, d);
+  EXPECT_EQ(d.seen.size(), 1u);
 }
 
 }  // namespace
