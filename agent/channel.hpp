@@ -1,6 +1,7 @@
 #pragma once
-// Channels (wire spec §2). Each runs until the agent stops; the framer and service are the
-// agent's, so parser state, file handles and frozen state survive reconnects.
+// Channels (wire spec §2). The framer and service are the agent's, so parser state, file
+// handles and frozen state survive reconnects and reopened channels.
+#include <optional>
 #include <string>
 
 #include <boost/asio/awaitable.hpp>
@@ -9,15 +10,33 @@
 
 namespace fleetga::agent {
 
-// unix-listen: one client at a time; a stale socket file is replaced; the socket file is
-// left behind at exit, as qemu-ga does. Throws std::system_error when it cannot listen.
-boost::asio::awaitable<void> run_unix_listen(std::string path, session_io io);
+struct channel_config {
+  std::string method;                // virtio-serial, isa-serial, unix-listen, vsock-listen
+  std::optional<std::string> path;   // device, socket path or "<cid>:<port>"
+  int listen_fd = -1;                // systemd socket activation: the listening socket
+  bool retry = false;                // -r: reopen a channel that failed or vanished
+};
 
-// virtio-serial: the port is opened once and never closed. Without a host attached reads
-// return EOF (and poll() reports HUP, so the reactor cannot wait on it): the agent then arms
-// O_ASYNC and sleeps until the kernel's SIGIO for the host's port-open (virtio_console
-// sends one), with a slow timer as a fallback. It never spins and answers within
-// milliseconds of the host attaching.
-boost::asio::awaitable<void> run_virtio_serial(std::string path, session_io io);
+struct open_result {
+  int fd = -1;        // the device or the listening socket
+  std::string error;  // qemu-ga's text when fd < 0 (e.g. "error opening channel '...': ...")
+};
+
+// ga_channel_open(), synchronously (before daemonizing: the parent must see a failure):
+// virtio-serial O_RDWR|O_NONBLOCK; isa-serial O_RDWR|O_NOCTTY|O_NONBLOCK, raw termios at
+// 38400, VMIN=1/VTIME=0, pending input flushed; unix-listen replaces a stale socket file
+// (which stays behind at exit); vsock-listen parses "<cid>:<port>" like QEMU's
+// vsock_parse(). Listening sockets have a backlog of 1. An inherited listen_fd is used as is.
+open_result open_channel(const channel_config& cfg);
+
+// Serves the channel until the agent stops, starting with `fd` from open_channel() (or -1
+// when the first open failed and cfg.retry is set). Unix and vsock serve one client at a time
+// and survive clients that leave or reset. virtio-serial waits for a host without spinning
+// (SIGIO + read probe). A read error (hot-unplug: ENODEV, a pty whose master closed: EIO)
+// ends the channel: without -r the agent then stops (qemu-ga exits 0), with -r it is closed
+// and reopened with a back-off (1, 2, 4, then every 5 s, qemu-ga's interval), also when it
+// can't be opened at all. EOF on isa-serial leaves the agent idle as in qemu-ga (with -r:
+// reopened).
+boost::asio::awaitable<void> run_channel(channel_config cfg, int fd, session_io io);
 
 }  // namespace fleetga::agent

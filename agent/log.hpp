@@ -1,9 +1,11 @@
 #pragma once
 // Logging with qemu-ga's line format "<unix-seconds>.<micros>: <level>: <message>" on
-// stderr or the -l file; default level error+critical, -v everything.
+// stderr or the -l file; default level error+critical, -v everything. Audit lines of
+// privileged commands go to syslog like qemu-ga's slog().
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include <spdlog/spdlog.h>
 
@@ -19,5 +21,22 @@ struct log_control {
 // Installs the default logger. Returns an error text when the log file can't be opened.
 std::optional<std::string> init_logging(const std::optional<std::string>& logfile, bool verbose,
                                         const log_control& control);
+
+// Switches logging to the -l file (append). On failure returns qemu-ga's
+// "unable to open specified log file: <errno>" and logging stays where it was (stderr; for
+// the file deferred by a frozen start that is what qemu-ga does too).
+std::optional<std::string> open_logfile(const std::string& path);
+
+// slog(): one audit line to syslog (LOG_INFO, "info: <line>", ident "qemu-ga" so existing
+// log filters keep matching) and, at level info, to the log file. Dropped while muted.
+void audit(std::string_view line, const log_control& control);
+
+// What GLib's default log handler prints for g_critical() before qemu-ga has installed its
+// own (config file errors, socket activation, a missing path):
+// "\n** (process:<pid>): CRITICAL **: <HH:MM:SS.mmm>: <message>\n" on stderr, non-ASCII
+// characters as '?' (qemu-ga never sets a locale, so GLib converts to ASCII).
+void glib_critical(std::string_view message);
+// The same for g_warning() ("** (process:<pid>): WARNING **: ...").
+void glib_warning(std::string_view message);
 
 }  // namespace fleetga::agent

@@ -1,21 +1,28 @@
 #include "agent/run.hpp"
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
+#include <functional>
+#include <optional>
 #include <string>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <spdlog/spdlog.h>
 
 #include "agent/channel.hpp"
+#include "agent/daemon.hpp"
 #include "agent/log.hpp"
 #include "agent/offloader.hpp"
+#include "agent/reactor.hpp"
 #include "commands/service.hpp"
 #include "commands/timer.hpp"
 #include "platform/system.hpp"
@@ -55,44 +62,84 @@ class asio_timer final : public commands::timer_service {
     });
   }
   void cancel() noexcept override { timer_.cancel(); }
-  void warn(std::string_view message) override { spdlog::warn("{}", message); }
+  // May run on a worker (the watchdog's thaw): the line is logged on the I/O thread, after
+  // `before_warn` (the agent's thaw bookkeeping: the deferred log file first).
+  void warn(std::string_view message) override {
+    asio::post(timer_.get_executor(), [this, line = std::string(message)] {
+      if (before_warn) before_warn();
+      spdlog::warn("{}", line);
+    });
+  }
+  std::function<void()> before_warn;
 
  private:
   asio::steady_timer timer_;
+};
+
+// The service needs its offloader before the agent may fork (-d), a thread pool must not
+// exist before fork(): this one starts its threads on start().
+class late_offloader final : public commands::offloader {
+ public:
+  explicit late_offloader(asio::any_io_executor io) : io_(std::move(io)) {}
+  void start(std::size_t threads) { pool_.emplace(io_, threads); }
+  void run(std::function<void()> work, std::coroutine_handle<> resume) override {
+    if (pool_) {
+      pool_->run(std::move(work), resume);
+      return;
+    }
+    work();  // before start(): nothing offloads then, but stay correct if something does
+    asio::post(io_, [resume] { resume.resume(); });
+  }
+  void join() {
+    if (pool_) pool_->join();
+  }
+
+ private:
+  asio::any_io_executor io_;
+  std::optional<pool_offloader> pool_;
 };
 
 }  // namespace
 
 int run(const options& opts) {
   log_control logs;
-  if (auto err = init_logging(opts.logfile, opts.verbose, logs)) {
-    std::fprintf(stderr, "%s\n", err->c_str());
-    return 1;
+  // qemu-ga's check_is_frozen(): a predecessor that died frozen left the marker. The log
+  // file and the pidfile may be on a frozen filesystem: both wait for the thaw.
+  const bool start_frozen = ::access((opts.statedir + "/qga.state.isfrozen").c_str(), F_OK) == 0;
+  if (start_frozen) {
+    // check_is_frozen() runs before qemu-ga installs its log handler: GLib's default one
+    // prints this (whatever -v says).
+    glib_warning("previous instance appears to have exited with frozen filesystems. deferring "
+                 "logging/pidfile creation and disabling non-fsfreeze-safe commands until "
+                 "guest-fsfreeze-thaw is issued, or filesystems are manually unfrozen and the "
+                 "file " + opts.statedir + "/qga.state.isfrozen is removed");
+  }
+  init_logging(std::nullopt, opts.verbose, logs);
+  spdlog::debug("Guest agent version {} started", FLEETGA_QEMU_VERSION);
+  if (start_frozen) {
+    // logging stays off until the thaw (logs.muted, set below)
+  } else if (opts.logfile) {
+    if (auto err = open_logfile(*opts.logfile)) {
+      spdlog::critical("{}", *err);
+      spdlog::critical("error initializing guest agent");
+      return 1;
+    }
   }
   ::signal(SIGPIPE, SIG_IGN);
-
-  // qemu-ga checks for a path before it looks at the method: only the two device methods
-  // have a default path.
-  std::string path;
-  if (opts.path) {
-    path = *opts.path;
-  } else if (opts.method == "virtio-serial") {
-    path = default_virtio_path;
-  } else if (opts.method == "isa-serial") {
-    path = default_serial_path;
-  } else {
-    spdlog::critical("must specify a path for this channel");
-    return 1;
-  }
-  if (opts.method != "virtio-serial" && opts.method != "unix-listen") {
-    // isa-serial and vsock-listen arrive with the transports milestone (issue 4).
-    spdlog::critical("unsupported channel method/type: {}", opts.method);
-    spdlog::critical("failed to initialize guest agent channel");
-    return 1;
-  }
+  // SIGTERM/SIGINT are held (pending, not lost) until the quit handler is armed below: a
+  // client can connect as soon as the channel listens, and a SIGTERM in that window must end
+  // the agent cleanly (exit 0, state files as usual), not by the default action. The worker
+  // threads inherit the mask, so the signal always reaches the I/O thread; spawned programs
+  // get an empty mask (platform/spawn, platform/exec).
+  sigset_t quit_signals;
+  sigemptyset(&quit_signals);
+  sigaddset(&quit_signals, SIGTERM);
+  sigaddset(&quit_signals, SIGINT);
+  ::pthread_sigmask(SIG_BLOCK, &quit_signals, nullptr);
 
   asio::io_context io(1);
-  pool_offloader pool(io.get_executor(), worker_threads);
+  // Its threads start after daemonizing (fork() keeps only the calling thread).
+  late_offloader pool(io.get_executor());
   platform::linux_system sys;
   commands::options copts;
   copts.statedir = opts.statedir;
@@ -103,7 +150,10 @@ int run(const options& opts) {
   copts.fsfreeze_timeout = opts.fsfreeze_timeout;
   asio_timer freeze_timer(io);
   copts.fsfreeze_timer = &freeze_timer;
+  asio_reactor exec_reactor(io);  // guest-exec's pipes and pidfds
+  copts.reactor = &exec_reactor;
   copts.acts_on_system = true;  // the real agent: freeze, trim, shutdown and suspend act for real
+  copts.audit = [&logs](std::string_view line) { audit(line, logs); };
   commands::service svc(std::move(copts), pool, sys);
   logs.muted = [&svc] { return svc.frozen(); };
   if (auto err = svc.init()) {
@@ -114,12 +164,79 @@ int run(const options& opts) {
     return 1;
   }
 
+  // channel_init() after the state, before daemonizing: the parent must see a failure.
+  if (opts.method != "virtio-serial" && opts.method != "isa-serial" && opts.method != "unix-listen" &&
+      opts.method != "vsock-listen") {
+    spdlog::critical("unsupported channel method/type: {}", opts.method);
+    spdlog::critical("failed to initialize guest agent channel");
+    spdlog::critical("error initializing guest agent");
+    return 1;
+  }
+  channel_config ccfg{opts.method, opts.path, opts.listen_fd, opts.retry_path};
+  open_result opened = open_channel(ccfg);
+  if (opened.fd < 0) {
+    spdlog::critical("{}", opened.error);
+    spdlog::critical("failed to create guest agent channel");
+    if (!opts.retry_path) {
+      spdlog::critical("failed to initialize guest agent channel");
+      spdlog::critical("error initializing guest agent");
+      return 1;
+    }
+    // qemu-ga 10.2: with -r a channel that can't be opened yet is not fatal.
+    spdlog::critical("failed to initialize guest agent channel, will retry");
+  }
+
+  bool pidfile_written = false;
+  // A relative -f names a file in the directory we started in, also after chdir("/") (for
+  // the deferred write and the unlink at exit; qemu-ga misses both).
+  std::string pidfile = opts.pidfile;
+  if (!pidfile.empty() && pidfile[0] != '/') {
+    if (char* cwd = ::getcwd(nullptr, 0)) {
+      pidfile = std::string(cwd) + "/" + pidfile;
+      std::free(cwd);
+    }
+  }
+  if (opts.daemonize) {
+    // Frozen: the pidfile is written at the thaw (ga_unset_frozen()).
+    become_daemon(
+        start_frozen ? std::nullopt : std::optional<std::string>(pidfile),
+        [](void* c) { static_cast<asio::io_context*>(c)->notify_fork(asio::execution_context::fork_prepare); },
+        [](void* c) { static_cast<asio::io_context*>(c)->notify_fork(asio::execution_context::fork_child); },
+        &io);
+    pidfile_written = !start_frozen;
+  }
+  pool.start(worker_threads);
+
+  // ga_unset_frozen(): logging back on, and for an agent that started frozen the deferred
+  // log file and pidfile. Checked after every request and when the watchdog thawed.
+  bool was_frozen = svc.frozen();
+  std::optional<std::string> deferred_log = start_frozen ? opts.logfile : std::nullopt;
+  bool deferred_pid = start_frozen && opts.daemonize;
+  std::function<void()> watch_thaw = [&] {
+    bool now = svc.frozen();
+    if (was_frozen && !now) {
+      if (deferred_log) open_logfile(*deferred_log);  // failing: stays on stderr, as qemu-ga
+      deferred_log.reset();
+      spdlog::warn("logging re-enabled due to filesystem unfreeze");
+      if (deferred_pid) {
+        if (auto err = write_pidfile(pidfile))
+          spdlog::warn("{}", *err);
+        else
+          pidfile_written = true;
+        deferred_pid = false;
+      }
+    }
+    was_frozen = now;
+  };
+  freeze_timer.before_warn = watch_thaw;
+
   protocol::framer framer;
   std::string out;
-  session_io sio{framer, svc, out};
+  session_io sio{framer, svc, out, &watch_thaw};
 
   asio::signal_set quit(io, SIGTERM, SIGINT);
   arm_quit(quit, io, svc);
+  ::pthread_sigmask(SIG_UNBLOCK, &quit_signals, nullptr);
 
   int status = 0;
   auto on_channel_end = [&](std::exception_ptr e) {
@@ -128,22 +245,19 @@ int run(const options& opts) {
         std::rethrow_exception(e);
       } catch (const std::exception& ex) {
         spdlog::critical("{}", ex.what());
-        spdlog::critical("failed to initialize guest agent channel");
         status = 1;
       }
     }
     io.stop();
   };
-  if (opts.method == "unix-listen")
-    asio::co_spawn(io, run_unix_listen(path, sio), on_channel_end);
-  else
-    asio::co_spawn(io, run_virtio_serial(path, sio), on_channel_end);
+  asio::co_spawn(io, run_channel(ccfg, opened.fd, sio), on_channel_end);
 
   io.run();
   // Work still running on a worker refers to the service's state: let it finish before the
   // service goes away.
   pool.join();
   svc.thaw_for_exit();
+  if (pidfile_written) ::unlink(pidfile.c_str());
   return status;
 }
 

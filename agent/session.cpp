@@ -5,6 +5,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
@@ -77,6 +78,29 @@ asio::awaitable<bool> write_all(Stream& stream, std::string& out) {
   co_return true;
 }
 
+// commands::output_drain over the session's stream: writes the pending replies, then resumes
+// the handler task. Only used while the session waits for that task, so the stream and the
+// buffer are free.
+template <class Stream>
+class stream_drain final : public commands::output_drain {
+ public:
+  stream_drain(Stream& s, std::string& out, bool& gone) : s_(s), out_(out), gone_(gone) {}
+  void drain(std::coroutine_handle<> h) override {
+    asio::co_spawn(s_.get_executor(), write_all(s_, out_), [this, h](std::exception_ptr e, bool ok) {
+      if (e || !ok) {
+        gone_ = true;
+        out_.clear();
+      }
+      h.resume();
+    });
+  }
+
+ private:
+  Stream& s_;
+  std::string& out_;
+  bool& gone_;
+};
+
 }  // namespace
 
 template <class Stream>
@@ -87,8 +111,9 @@ asio::awaitable<stream_end> serve(Stream& stream, session_io io) {
   for (;;) {
     // Frames already in the framer first: the channel may hand over input it read itself.
     bool peer_gone = false;
+    stream_drain<Stream> drain(stream, io.out, peer_gone);
     while (io.framer.next(f)) {
-      auto t = io.service.handle(f, io.out);
+      auto t = io.service.handle(f, io.out, &drain);
       if (!t.start()) co_await wait_for(t);
       try {
         t.take();
@@ -97,6 +122,7 @@ asio::awaitable<stream_end> serve(Stream& stream, session_io io) {
         // exhaustion). The request gets no reply, the agent and its other clients live on.
         spdlog::error("request dropped: {}", e.what());
       }
+      if (io.after_request && *io.after_request) (*io.after_request)();
       if (peer_gone) {
         // Like qemu-ga, every request already received is still executed; its reply has
         // nowhere to go.

@@ -4,6 +4,7 @@
 // stream; the framer and the service outlive it (parser state survives reconnects, as in
 // qemu-ga).
 #include <cstddef>
+#include <functional>
 #include <string>
 
 #include <boost/asio/awaitable.hpp>
@@ -30,6 +31,9 @@ struct session_io {
   protocol::framer& framer;
   commands::service& service;
   std::string& out;  // reused across sessions (capacity kept)
+  // Runs on the I/O thread after every handled request (the agent watches for the end of a
+  // freeze there: deferred log file and pidfile). May be null.
+  const std::function<void()>* after_request = nullptr;
 };
 
 // Stream is boost::asio::local::stream_protocol::socket or posix::stream_descriptor
