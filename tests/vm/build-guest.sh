@@ -3,6 +3,8 @@
 #   OUT_DIR/vmlinux               Debian's kernel, the plain ELF (PVH boot: no in-guest
 #                                 xz decompression under TCG); OUT_DIR/vmlinuz is the bzImage
 #   OUT_DIR/initrd-fleetga.img    busybox-static + fleetga + its libraries + virtio modules
+#                                 (+ ext4 for an optional disk), users root and alice, the
+#                                 fsfreeze hook, /sbin power wrappers, hwclock, chpasswd
 #   OUT_DIR/initrd-qemu-ga.img    the same plus Debian's /usr/sbin/qemu-ga and its libraries
 #                                 (only when qemu-ga is installed on this machine)
 # The kernel package is fetched with `apt-get download` and unpacked with `dpkg-deb -x` into
@@ -104,9 +106,91 @@ for applet in $("$busybox_bin" --list); do
 done
 cp "$here/init" "$root/init"
 chmod 755 "$root/init"
-echo "root:x:0:0:root:/root:/bin/sh" > "$root/etc/passwd"
-echo "root:x:0:" > "$root/etc/group"
+# Accounts: root and alice (ssh keys, chpasswd). cpio stores everything as 0:0; init chowns
+# /home/alice at boot. glibc (>= 2.34) has nss_files built in; nsswitch.conf says so anyway.
+mkdir -p "$root/root" "$root/home/alice" "$root/var/log" "$root/mnt" "$root/etc/qemu/fsfreeze-hook.d"
+printf '%s\n' "root:x:0:0:root:/root:/bin/sh" "alice:x:1000:1000:Alice:/home/alice:/bin/sh" > "$root/etc/passwd"
+printf '%s\n' "root:*:19000:0:99999:7:::" "alice:!:19000:0:99999:7:::" > "$root/etc/shadow"
+chmod 600 "$root/etc/shadow"
+printf '%s\n' "root:x:0:" "alice:x:1000:" > "$root/etc/group"
+printf '%s\n' "passwd: files" "group: files" "shadow: files" > "$root/etc/nsswitch.conf"
 echo "fleetga-vm" > "$root/etc/hostname"
+
+# /sbin: what the agents run by absolute path. hwclock is busybox's behind a wrapper that logs
+# its arguments to /run/hwclock.log (init removes it when the kernel command line says
+# fga.nohwclock). poweroff/reboot/halt are wrappers too: busybox's
+# applets without -f only signal pid 1 (SIGUSR2/SIGTERM/SIGUSR1, what busybox init expects),
+# and this guest's pid 1 is a shell script - the kernel drops signals pid 1 has no handler
+# for, so nothing would happen. With -f they sync and call reboot(2) directly: poweroff ends
+# QEMU (ACPI), reboot resets the machine (QEMU restarts it unless run with -no-reboot).
+# shutdown(8) is there for agents that call it (qemu-ga <= 10.1: shutdown -h -P|-H|-r +0 MSG).
+printf '#!/bin/sh\necho "hwclock $*" >> /run/hwclock.log\nexec /bin/busybox hwclock "$@"\n' > "$root/sbin/hwclock"
+chmod 755 "$root/sbin/hwclock"
+for verb in poweroff reboot halt; do
+  printf '#!/bin/sh\n# test guest: see tests/vm/build-guest.sh\necho "FLEETGA-VM: /sbin/%s $*" >/dev/console\nexec /bin/busybox %s -f\n' \
+    "$verb" "$verb" > "$root/sbin/$verb"
+  chmod 755 "$root/sbin/$verb"
+done
+cat > "$root/sbin/shutdown" <<'EOS'
+#!/bin/sh
+# test guest: shutdown(8) as qemu-ga <= 10.1 calls it (-h -P|-H|-r +0 MESSAGE).
+verb=poweroff
+for a; do case "$a" in -r) verb=reboot ;; -H) verb=halt ;; -P) verb=poweroff ;; esac; done
+echo "FLEETGA-VM: /sbin/shutdown $*" >/dev/console
+exec /bin/busybox "$verb" -f
+EOS
+chmod 755 "$root/sbin/shutdown"
+
+# chpasswd: Debian's busybox-static has no chpasswd applet. This one does what the agents
+# need (user:password lines on stdin, -e for an already crypted password; sha512 otherwise)
+# and logs its arguments to /run/chpasswd.log so a test can see -e.
+cat > "$root/usr/sbin/chpasswd" <<'EOS'
+#!/bin/sh
+enc=0
+for a; do case "$a" in -e|--encrypted) enc=1 ;; esac; done
+echo "chpasswd $*" >> /run/chpasswd.log
+status=0
+while IFS= read -r line || [ -n "$line" ]; do
+  user=${line%%:*}
+  pass=${line#*:}
+  if [ "$user" = "$line" ] || [ -z "$user" ]; then echo "chpasswd: line without ':'" >&2; status=1; continue; fi
+  grep -q "^$user:" /etc/shadow || { echo "chpasswd: user '$user' does not exist" >&2; status=1; continue; }
+  if [ $enc = 1 ]; then hash=$pass; else hash=$(printf '%s' "$pass" | mkpasswd -m sha512 -P 0) || exit 1; fi
+  U=$user H=$hash D=$(($(date +%s) / 86400)) awk -F: -v OFS=: \
+    '$1 == ENVIRON["U"] { $2 = ENVIRON["H"]; $3 = ENVIRON["D"] } { print }' /etc/shadow > /etc/shadow.new &&
+    chmod 600 /etc/shadow.new && mv /etc/shadow.new /etc/shadow || exit 1
+done
+exit $status
+EOS
+chmod 755 "$root/usr/sbin/chpasswd"
+
+# The fsfreeze hook: the repo's runner (packaging/fsfreeze-hook) at qemu-ga's default path,
+# plus a hook.d script that logs each call to tmpfs and, on freeze, starts a probe that
+# writes to /mnt/data once the agent marked itself frozen: its "done" line can only reach
+# the console after the thaw when the filesystem was really frozen.
+if [ -f "$here/../../packaging/fsfreeze-hook" ]; then
+  cp "$here/../../packaging/fsfreeze-hook" "$root/etc/qemu/fsfreeze-hook"
+  chmod 755 "$root/etc/qemu/fsfreeze-hook"
+else
+  echo "build-guest: no packaging/fsfreeze-hook: the guest has no fsfreeze hook" >&2
+fi
+cat > "$root/etc/qemu/fsfreeze-hook.d/50-fleetga-vm" <<'EOS'
+#!/bin/sh
+echo "$1 $(cut -d' ' -f1 /proc/uptime)" >> /run/fsfreeze-hook.log
+if [ "$1" = freeze ] && grep -q " /mnt/data " /proc/mounts; then
+  (
+    i=0
+    while [ ! -e /run/agent/qga.state.isfrozen ] && [ $i -lt 100 ]; do usleep 100000; i=$((i + 1)); done
+    usleep 500000
+    n=$(cat /proc/sys/kernel/random/uuid)
+    echo "FLEETGA-VM: freeze probe $n write start"
+    echo "$n" >> /mnt/data/.freeze-probe  # appends: frees no block (a free would make ext4 trim again)
+    echo "FLEETGA-VM: freeze probe $n write done"
+  ) </dev/null >/dev/console 2>&1 &
+fi
+exit 0
+EOS
+chmod 755 "$root/etc/qemu/fsfreeze-hook.d/50-fleetga-vm"
 cat > "$root/etc/os-release" <<'EOF'
 PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"
 NAME="Debian GNU/Linux"
@@ -138,6 +222,10 @@ python3 - "$kdir/lib/modules/$kver" "$root/lib/modules" "$kdir/lib/modules/$kver
 import os, re, shutil, sys
 src, dst, builtin = sys.argv[1:4]
 wanted = ['virtio_pci', 'virtio_console', 'virtio_blk', 'virtio_net']
+# Loaded by init only when there is a disk (/sys/block/vda): ext4 and what it needs. Its
+# softdep on crypto-crc32c would make the kernel call /sbin/modprobe, which this guest lacks,
+# so the generic crc32c (no SSE4.2 under TCG's default CPU) is loaded up front.
+wanted_disk = ['crc32c_generic', 'ext4']
 paths = {}
 for d, _, files in os.walk(src):
     for f in files:
@@ -157,10 +245,14 @@ def visit(m, stack=()):
     order.append(m)
 for m in wanted:
     visit(m)
-with open(os.path.join(dst, 'load-order'), 'w') as lst:
-    for m in order:
-        shutil.copy(paths[m], os.path.join(dst, m + '.ko'))
-        lst.write(m + '\n')
+base = list(order)
+for m in wanted_disk:
+    visit(m)
+for name, mods in (('load-order', base), ('load-order-disk', order[len(base):])):
+    with open(os.path.join(dst, name), 'w') as lst:
+        for m in mods:
+            shutil.copy(paths[m], os.path.join(dst, m + '.ko'))
+            lst.write(m + '\n')
 EOF
 
 mkcpio() {  # dir out
@@ -184,4 +276,4 @@ if [ -x /usr/sbin/qemu-ga ]; then
   mv -f "$out_dir/initrd-qemu-ga.img.tmp" "$out_dir/initrd-qemu-ga.img"
 fi
 echo "$kver" > "$out_dir/kernel-version"
-echo "build-guest: $out_dir (kernel $kver, modules: $(tr '\n' ' ' < "$root/lib/modules/load-order"))" >&2
+echo "build-guest: $out_dir (kernel $kver, modules: $(tr '\n' ' ' < "$root/lib/modules/load-order")+ with a disk: $(tr '\n' ' ' < "$root/lib/modules/load-order-disk"))" >&2

@@ -52,6 +52,24 @@ def build_guest(build_dir, fleetga_bin, out_dir=None):
     return out_dir
 
 
+def make_disk(path, size_mb=64, label="fgadata"):
+    """A fresh ext4 image FILE for the guest's virtio-blk disk (sparse; mke2fs writes its
+    tables now, so the guest kernel has no lazy-init thread writing behind the tests)."""
+    mkfs = shutil.which("mkfs.ext4") or shutil.which("mkfs.ext4", path="/usr/sbin:/sbin")
+    if not mkfs:
+        err = VMError("mkfs.ext4 not found (apt-get install e2fsprogs)")
+        err.returncode = 3
+        raise err
+    if os.path.exists(path):
+        os.unlink(path)
+    subprocess.run(["truncate", "-s", f"{size_mb}M", path], check=True)
+    p = subprocess.run([mkfs, "-F", "-q", "-L", label, "-E", "lazy_itable_init=0,lazy_journal_init=0",
+                        path], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+    if p.returncode:
+        raise VMError(f"mkfs.ext4 failed: {p.stdout.decode(errors='replace')}")
+    return path
+
+
 class Client:
     """A host-side client on the port's unix socket. Every read has a deadline."""
 
@@ -151,8 +169,28 @@ class Client:
 class Guest:
     """One QEMU guest. `agent` is "fleetga" or "qemu-ga" (needs initrd-qemu-ga.img)."""
 
+    # Optional hardware and guest set-up (keyword arguments; the defaults boot the plain guest):
+    #   disk      path of a raw disk image, or True for a fresh 64 MiB ext4 image in the work
+    #             dir: virtio-blk with discard=unmap (FITRIM reaches the image), mounted by
+    #             init on /mnt/data
+    #   net       True or a MAC: a virtio-net card on a QEMU hub port with nothing behind it
+    #   smp       number of vCPUs
+    #   reboot    let a guest reboot restart the machine (no -no-reboot); see wait_reboot()
+    #   no_hwclock  boot without hwclock in the guest; guest_date: "@SECONDS" for the system
+    #             clock (the RTC keeps the host's time)
+    DEFAULT_MAC = "52:54:00:12:34:56"
+
     def __init__(self, out_dir, agent="fleetga", agent_args=(), memory=512, boot_timeout=60,
-                 workdir=None, extra_append="", lock_path=None, kernel=None):
+                 workdir=None, extra_append="", lock_path=None, kernel=None, disk=None, net=False,
+                 smp=1, reboot=False, no_hwclock=False, guest_date=None):
+        self.disk = disk
+        self.mac = (self.DEFAULT_MAC if net is True else net) or None
+        self.smp = smp
+        self.allow_reboot = reboot
+        self.no_hwclock = no_hwclock
+        self.guest_date = guest_date
+        self.disk_path = None
+        self.boots = 0
         self.out_dir = out_dir
         # vmlinux (PVH entry, nothing to decompress) boots faster than the bzImage under TCG.
         self.kernel = kernel or os.environ.get("FLEETGA_VM_KERNEL", "vmlinux")
@@ -191,16 +229,31 @@ class Guest:
             if any("," in a or " " in a for a in self.agent_args):
                 raise VMError("agent args may not contain commas or spaces")
             append.append("fga.args=" + ",".join(self.agent_args))
+        if self.no_hwclock:
+            append.append("fga.nohwclock")
+        if self.guest_date:
+            append.append("fga.date=" + self.guest_date)
         if self.extra_append:
             append.append(self.extra_append)
-        return [QEMU, "-nodefaults", "-nographic", "-monitor", "none", "-no-reboot",
-                "-machine", "q35", "-accel", "tcg", "-m", str(self.memory),
-                "-kernel", os.path.join(self.out_dir, self.kernel), "-initrd", initrd,
-                "-append", " ".join(append),
-                "-serial", "file:" + self.console_path,
-                "-device", "virtio-serial-pci",
-                "-chardev", f"socket,id=qga0,path={self.sock},server=on,wait=off",
-                "-device", f"virtserialport,chardev=qga0,name={PORT_NAME}"]
+        argv = [QEMU, "-nodefaults", "-nographic", "-monitor", "none"]
+        if not self.allow_reboot:
+            argv.append("-no-reboot")
+        argv += ["-machine", "q35", "-accel", "tcg", "-m", str(self.memory)]
+        if self.smp != 1:
+            argv += ["-smp", str(self.smp)]
+        argv += ["-kernel", os.path.join(self.out_dir, self.kernel), "-initrd", initrd,
+                 "-append", " ".join(append),
+                 "-serial", "file:" + self.console_path,
+                 "-device", "virtio-serial-pci",
+                 "-chardev", f"socket,id=qga0,path={self.sock},server=on,wait=off",
+                 "-device", f"virtserialport,chardev=qga0,name={PORT_NAME}"]
+        if self.disk_path:
+            argv += ["-drive", f"file={self.disk_path},if=none,id=disk0,format=raw,discard=unmap",
+                     "-device", "virtio-blk-pci,drive=disk0"]
+        if self.mac:
+            argv += ["-netdev", "hubport,id=net0,hubid=0",
+                     "-device", f"virtio-net-pci,netdev=net0,mac={self.mac},romfile="]
+        return argv
 
     def start(self):
         self.workdir = self.given_workdir or tempfile.mkdtemp(prefix="fleetga-vm.")
@@ -209,6 +262,11 @@ class Guest:
         for p in (self.sock, self.console_path):
             if os.path.exists(p):
                 os.unlink(p)
+        self.disk_path = None
+        if self.disk is True:
+            self.disk_path = make_disk(os.path.join(self.workdir, "disk.img"))
+        elif self.disk:
+            self.disk_path = os.path.abspath(self.disk)
         if self.lock_path:  # one QEMU at a time on this machine, whoever runs it
             self.lock = open(self.lock_path, "w")
             deadline = time.monotonic() + 600
@@ -234,22 +292,55 @@ class Guest:
             if time.monotonic() > deadline:
                 raise VMError("QEMU did not create the socket" + self.diagnostics())
             time.sleep(0.005)
+        self._wait_agent(1, deadline)
+        self.t_first_reply = self._t_reply - self.t_start
+        self.t_marker = self._t_mark - self.t_start
+
+    def _wait_agent(self, boot, deadline):
+        """Waits for a sync reply and for the boot-th agent marker on the console."""
         try:
             with Client(self.sock, timeout=max(1.0, deadline - time.monotonic())) as c:
-                c.sync_delimited(1)
+                c.sync_delimited(boot)
         except (TimeoutError, EOFError, OSError) as e:
-            raise VMError(f"no reply from the agent: {e}" + self.diagnostics()) from None
-        self.t_first_reply = time.monotonic() - self.t_start
+            raise VMError(f"no reply from the agent (boot {boot}): {e}" + self.diagnostics()) from None
+        self._t_reply = time.monotonic()
         while True:
-            m = MARKER.search(self.console())
-            if m:
-                self.agent_pid = int(m.group(2))
+            marks = MARKER.findall(self.console())
+            if len(marks) >= boot:
+                self.agent_pid = int(marks[boot - 1][1])
                 break
             self._check_alive()
             if time.monotonic() > deadline:
-                raise VMError("no agent marker on the console" + self.diagnostics())
+                raise VMError(f"no agent marker on the console (boot {boot})" + self.diagnostics())
             time.sleep(0.01)
-        self.t_marker = time.monotonic() - self.t_start
+        self._t_mark = time.monotonic()
+        self.boots = boot
+
+    def boot_count(self):
+        """Agent markers on the console so far (a reboot adds one; the console file is kept
+        across a machine reset)."""
+        return len(MARKER.findall(self.console()))
+
+    def wait_reboot(self, timeout=60):
+        """After the guest rebooted (needs reboot=True): waits for the next boot's agent
+        marker and its first reply. Returns seconds from the call to that reply."""
+        t0 = time.monotonic()
+        deadline = t0 + timeout
+        while self.boot_count() <= self.boots:
+            self._check_alive()
+            if time.monotonic() > deadline:
+                raise VMError("the guest did not boot again" + self.diagnostics())
+            time.sleep(0.02)
+        self._wait_agent(self.boots + 1, deadline)
+        return self._t_reply - t0
+
+    def wait_exit(self, timeout=30):
+        """Waits (bounded) for QEMU to exit by itself (a guest poweroff); returns its exit
+        status, None when it is still running at the deadline."""
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
 
     def _check_alive(self):
         if self.proc.poll() is not None:
