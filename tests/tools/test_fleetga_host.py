@@ -1,0 +1,552 @@
+"""Tests for tools/fleetga-host: call, load (three client styles, against fleetga and Debian's
+qemu-ga), record -> replay, mismatch and desync detection, bad input, agents that die or never
+answer. Only read-only commands are ever sent to a real agent (the default mix is read-only).
+
+FLEETGA_BIN and FLEETGA_HOST name the binaries (ctest sets both); QEMU_GA_BIN the reference
+agent (default /usr/sbin/qemu-ga; its tests are skipped when it is missing)."""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
+import qga  # noqa: E402  (the e2e harness: Agent starts fleetga or qemu-ga on a unix socket)
+
+HOST = os.environ.get("FLEETGA_HOST", "fleetga-host")
+QEMU_GA = os.environ.get("QEMU_GA_BIN", "/usr/sbin/qemu-ga")
+HAVE_QEMU_GA = os.path.exists(QEMU_GA) and os.access(QEMU_GA, os.X_OK)
+
+
+def host(*args, timeout=60):
+    """Runs fleetga-host; returns (exit status, stdout, stderr)."""
+    p = subprocess.run([HOST] + [str(a) for a in args], capture_output=True, text=True, timeout=timeout)
+    return p.returncode, p.stdout, p.stderr
+
+
+class FakeAgent:
+    """A scripted agent on a unix socket: frames requests by brace counting and answers each
+    with reply(request_dict) -> bytes (or None for no reply). A 0xFF gets QEMU's stray error."""
+
+    def __init__(self, reply, accept=True):
+        self.dir = tempfile.mkdtemp(prefix="fleetga-host-fake.")
+        self.sock = os.path.join(self.dir, "sock")
+        self.reply = reply
+        self.accept = accept
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(self.sock)
+        self.srv.listen(16)
+        self.stop = False
+        self.conns = []
+        self.t = threading.Thread(target=self.loop, daemon=True)
+        self.t.start()
+
+    def loop(self):
+        self.srv.settimeout(0.1)
+        while not self.stop:
+            try:
+                c, _ = self.srv.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.conns.append(c)
+            if self.accept:
+                threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+
+    def serve(self, c):
+        buf = b""
+        depth, start, in_str, esc = 0, None, False, False
+        c.settimeout(0.2)
+        while not self.stop:
+            try:
+                data = c.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            out = b""
+            base = len(buf)
+            buf += data
+            for i in range(base, len(buf)):
+                ch = buf[i]
+                if in_str:
+                    if esc:
+                        esc = False
+                    elif ch == 0x5C:
+                        esc = True
+                    elif ch == 0x22:
+                        in_str = False
+                    continue
+                if ch == 0xFF:
+                    depth = 0
+                    out += b'{"error": {"class": "GenericError", "desc": "JSON parse error, stray \'\\uFFFD\'"}}\n'
+                elif ch == 0x22 and depth:
+                    in_str = True
+                elif ch == 0x7B:
+                    if depth == 0:
+                        start = i
+                    depth += 1
+                elif ch == 0x7D and depth:
+                    depth -= 1
+                    if depth == 0:
+                        r = self.reply(json.loads(buf[start:i + 1]))
+                        if r:
+                            out += r
+            if depth == 0:
+                buf = b""
+            else:
+                buf = buf[start:]
+                start = 0
+            if out:
+                try:
+                    c.sendall(out)
+                except OSError:
+                    return
+
+    def close(self):
+        self.stop = True
+        self.srv.close()
+        for c in self.conns:
+            c.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def honest(req, wrong_sync=False):
+    """The answer a correct agent gives (enough for the commands fleetga-host sends)."""
+    cmd = req.get("execute")
+    tail = b""
+    if "id" in req:
+        tail = b', "id": ' + json.dumps(req["id"]).encode()
+    if cmd in ("guest-sync", "guest-sync-delimited"):
+        ident = req["arguments"]["id"] + (1 if wrong_sync else 0)
+        pre = b"\xff" if cmd == "guest-sync-delimited" else b""
+        return pre + b'{"return": ' + str(ident).encode() + tail + b"}\n"
+    return b'{"return": {}' + tail + b"}\n"
+
+
+class Call(unittest.TestCase):
+    def test_exit_codes_against_fleetga(self):
+        with qga.Agent(qga.FLEETGA) as a:
+            a.connect().close()
+            rc, out, err = host("call", a.sock, "guest-ping")
+            self.assertEqual(rc, 0, err)
+            self.assertEqual(json.loads(out), {"return": {}})
+            rc, out, err = host("call", "--raw", a.sock, "guest-get-timezone")
+            self.assertEqual(rc, 0, err)
+            self.assertTrue(out.startswith('{"return": {'), out)  # the agent's own line
+            rc, out, err = host("call", a.sock, "guest-no-such-command")
+            self.assertEqual(rc, 1)
+            self.assertIn("CommandNotFound", err)
+            rc, out, err = host("call", a.sock, "guest-ping", "[1, 2]")
+            self.assertEqual(rc, 2)
+            rc, out, err = host("call", a.sock)
+            self.assertEqual(rc, 2)
+        rc, out, err = host("call", "--timeout", "1", "/nonexistent/sock", "guest-ping")
+        self.assertEqual(rc, 3)
+        self.assertIn("cannot connect", err)
+
+    def test_stale_replies_are_skipped(self):
+        # An earlier client left a request whose reply is still queued: call must skip it.
+        with qga.Agent(qga.FLEETGA) as a:
+            c = a.connect()
+            c.send('{"execute":"guest-get-host-name"}\n{"execute":"guest-get-timezone"}\n')
+            time.sleep(0.2)
+            c.close()
+            rc, out, err = host("call", a.sock, "guest-ping")
+            self.assertEqual(rc, 0, err)
+            self.assertEqual(json.loads(out), {"return": {}})
+
+    def test_socket_that_never_answers(self):
+        with FakeAgent(lambda r: None, accept=False) as f:
+            t = time.monotonic()
+            rc, out, err = host("call", "--timeout", "1", f.sock, "guest-ping")
+            self.assertEqual(rc, 3)
+            self.assertIn("timed out", err)
+            self.assertLess(time.monotonic() - t, 5)
+
+    def test_no_reply_command_is_not_sent_for_real(self):
+        # guest-shutdown answers nothing on success; exercised against the fake agent only.
+        with FakeAgent(lambda r: None if r.get("execute") == "guest-shutdown" else honest(r)) as f:
+            rc, out, err = host("call", f.sock, "guest-shutdown")
+            self.assertEqual(rc, 0, err)
+            self.assertIn("no reply", err)
+
+    @unittest.skipUnless(HAVE_QEMU_GA, "no qemu-ga")
+    def test_against_qemu_ga(self):
+        with qga.Agent(QEMU_GA) as a:
+            a.connect().close()
+            rc, out, err = host("call", a.sock, "guest-ping")
+            self.assertEqual(rc, 0, err)
+            rc, out, err = host("call", a.sock, "guest-no-such-command")
+            self.assertEqual(rc, 1)
+
+
+def load_json(*args, timeout=120):
+    rc, out, err = host("load", "--json", "--quiet", *args, timeout=timeout)
+    try:
+        report = json.loads(out)
+    except ValueError:
+        raise AssertionError(f"no JSON report (rc {rc}): {out!r} {err!r}")
+    return rc, report, err
+
+
+class Load(unittest.TestCase):
+    def styles(self, binary):
+        with qga.Agent(binary) as a:
+            a.connect().close()
+            for style in ("libvirt", "proxmox", "pipelined"):
+                with self.subTest(style=style):
+                    rc, rep, err = load_json("--agent", a.sock, "--style", style, "--requests", 300)
+                    self.assertEqual(rc, 0, (rep, err))
+                    self.assertTrue(rep["ok"])
+                    self.assertEqual(rep["total"]["count"], 300)
+                    self.assertEqual(rep["total"]["desyncs"], 0)
+                    self.assertEqual(rep["total"]["lost"], 0)
+                    self.assertIn("guest-fsfreeze-status", rep["commands"])
+                    for name in rep["commands"]:
+                        self.assertNotIn("freeze-freeze", name)
+                        self.assertFalse(name.startswith("guest-set-"), name)
+                    if style == "proxmox":
+                        self.assertEqual(rep["connects"], 300)
+                    else:
+                        self.assertEqual(rep["connects"], 1)
+            return a.stop()
+
+    def test_three_styles_against_fleetga(self):
+        self.styles(qga.FLEETGA)
+
+    @unittest.skipUnless(HAVE_QEMU_GA, "no qemu-ga")
+    def test_three_styles_against_qemu_ga(self):
+        self.styles(QEMU_GA)
+
+    def test_stops_by_itself(self):
+        with qga.Agent(qga.FLEETGA) as a:
+            a.connect().close()
+            t = time.monotonic()
+            rc, rep, err = load_json("--agent", a.sock, "--duration", "1.5", "--rate", "200")
+            took = time.monotonic() - t
+            self.assertEqual(rc, 0, (rep, err))
+            self.assertLess(took, 6)
+            # 200/s for 1.5 s, paced: about 300 requests.
+            self.assertGreater(rep["total"]["count"], 150)
+            self.assertLess(rep["total"]["count"], 450)
+
+    def test_never_answering_agent_ends_with_a_report(self):
+        with FakeAgent(lambda r: None) as f:
+            t = time.monotonic()
+            rc, rep, err = load_json("--agent", f.sock, "--style", "pipelined", "--duration", "1", "--timeout", "1")
+            self.assertLess(time.monotonic() - t, 10)
+            self.assertNotEqual(rc, 0)
+            self.assertFalse(rep["ok"])
+            self.assertTrue(any("guest-sync-delimited" in p or "no reply" in p for p in rep["problems"]), rep["problems"])
+
+    def test_wrong_sync_id_is_a_desync(self):
+        for style in ("libvirt", "proxmox", "pipelined"):
+            with self.subTest(style=style), FakeAgent(lambda r: honest(r, wrong_sync=True)) as f:
+                # proxmox checks its own sync-delimited; the others the guest-sync commands of the mix.
+                args = ["--agent", f.sock, "--style", style, "--requests", 40, "--timeout", "1"]
+                if style != "proxmox":
+                    args += ["--command", "guest-sync"]
+                if style != "proxmox":
+                    # The handshake's own sync would fail first; give the agent a correct one.
+                    n = {"k": 0}
+
+                    def first_right(r, n=n):
+                        n["k"] += 1
+                        return honest(r, wrong_sync=n["k"] > 1)
+                    f.reply = first_right
+                rc, rep, err = load_json(*args)
+                self.assertEqual(rc, 1, (rep, err))
+                self.assertGreater(rep["total"]["desyncs"], 0, rep)
+
+    def test_wrong_id_in_the_handshake_is_a_desync(self):
+        with FakeAgent(lambda r: honest(r, wrong_sync=True)) as f:
+            rc, rep, err = load_json("--agent", f.sock, "--style", "libvirt", "--requests", 10, "--timeout", "0.5")
+            self.assertEqual(rc, 1, (rep, err))
+            self.assertGreater(rep["handshake_desyncs"], 0, rep)
+            self.assertGreater(rep["total"]["desyncs"], 0, rep)
+
+    def test_dropped_reply_is_detected(self):
+        n = {"k": 0}
+
+        def drop_one(r):
+            n["k"] += 1
+            return None if n["k"] == 10 else honest(r)
+        with FakeAgent(drop_one) as f:
+            rc, rep, err = load_json("--agent", f.sock, "--style", "pipelined", "--command", "guest-ping",
+                                     "--requests", 50, "--timeout", "1")
+            self.assertEqual(rc, 1, (rep, err))
+            # Replies after the hole carry the wrong ids; the last request never gets one.
+            self.assertGreater(rep["total"]["desyncs"], 0, rep)
+            self.assertGreater(rep["total"]["lost"], 0, rep)
+
+    def test_responder_throughput_smoke(self):
+        d = tempfile.mkdtemp(prefix="fleetga-host-resp.")
+        sock = os.path.join(d, "sock")
+        p = subprocess.Popen([HOST, "responder", sock])
+        try:
+            rc, rep, err = load_json("--agent", sock, "--style", "pipelined", "--command", "guest-ping",
+                                     "--duration", 1, "--depth", 256)
+            self.assertEqual(rc, 0, (rep, err))
+            self.assertGreater(rep["total"]["count"], 10000)
+        finally:
+            p.kill()
+            p.wait()
+            shutil.rmtree(d, ignore_errors=True)
+
+    def test_agent_dying_mid_run(self):
+        with qga.Agent(qga.FLEETGA) as a, qga.Agent(qga.FLEETGA) as b:
+            a.connect().close()
+            b.connect().close()
+            out = {}
+
+            def run():
+                out["r"] = load_json("--agent", a.sock, "--agent", b.sock, "--style", "pipelined",
+                                     "--duration", 3, "--timeout", 1)
+            t = threading.Thread(target=run)
+            t.start()
+            time.sleep(1)
+            b.proc.kill()
+            t.join(60)
+            self.assertFalse(t.is_alive())
+            rc, rep, err = out["r"]
+            self.assertEqual(rc, 1)
+            self.assertFalse(rep["ok"])
+            self.assertGreater(rep["total"]["count"], 0)  # the partial report
+            self.assertTrue(any(b.sock in p for p in rep["problems"]), rep["problems"])
+            self.assertFalse(any(a.sock in p for p in rep["problems"]), rep["problems"])
+
+    def test_spawn_starts_and_stops_agents(self):
+        cmd = f"{qga.FLEETGA} -m unix-listen -p {{sock}} -t {{statedir}}"
+        before = set(os.listdir("/tmp"))
+        rc, rep, err = load_json("--spawn", cmd, "--agents", 2, "--style", "libvirt,proxmox", "--requests", 100)
+        self.assertEqual(rc, 0, (rep, err))
+        self.assertEqual(rep["agents"], 2)
+        self.assertEqual(rep["total"]["count"], 100)
+        leftover = [n for n in set(os.listdir("/tmp")) - before if n.startswith("fleetga-host.")]
+        self.assertEqual(leftover, [])
+
+    def test_scenarios_against_fleetga(self):
+        with qga.Agent(qga.FLEETGA) as a:
+            a.connect().close()
+            for scen in ("timeouts", "disconnects", "boot-storm"):
+                with self.subTest(scenario=scen):
+                    t = time.monotonic()
+                    rc, rep, err = load_json("--agent", a.sock, "--scenario", scen, "--duration", 1.5)
+                    self.assertLess(time.monotonic() - t, 15)
+                    self.assertEqual(rc, 0, (rep, err))
+                    self.assertEqual(rep["total"]["desyncs"], 0)
+                    self.assertGreater(rep["total"]["count"], 0)
+            # The late replies the timeouts scenario walks away from were skipped, not taken.
+            rc, rep, err = load_json("--agent", a.sock, "--scenario", "timeouts", "--duration", 1)
+            self.assertGreater(rep["stale_skipped"], 0)
+            self.assertGreater(rep["commands"]["resync (0xFF + guest-sync-delimited)"]["count"], 0)
+
+    def test_backup_window_only_against_spawned_responders(self):
+        rc, out, err = host("load", "--agent", "/nonexistent", "--scenario", "backup-window", "--allow-freeze")
+        self.assertEqual(rc, 2)
+        # The responder answers {} to everything and touches nothing: safe to freeze.
+        rc, rep, err = load_json("--spawn", f"{HOST} responder {{sock}}", "--agents", 2, "--allow-freeze",
+                                 "--scenario", "backup-window", "--duration", 1.5)
+        self.assertEqual(rc, 0, (rep, err))
+        self.assertEqual(rep["commands"]["guest-fsfreeze-freeze"]["count"], 2)
+        self.assertEqual(rep["commands"]["guest-fsfreeze-thaw"]["count"], 2)
+
+    def test_mix_file_and_session_as_mix(self):
+        d = tempfile.mkdtemp(prefix="fleetga-host-mix.")
+        try:
+            mix = os.path.join(d, "mix.txt")
+            with open(mix, "w") as f:
+                f.write("# weights\n3 guest-ping\n1 guest-get-host-name {}\n")
+            sess = os.path.join(d, "s.jsonl")
+            with open(sess, "w") as f:
+                f.write('{"t": 0, "dir": "h2a", "json": {"execute": "guest-get-timezone"}}\n')
+                f.write('{"t": 0, "dir": "a2h", "json": {"return": {"zone": "#x", "offset": 0}}}\n')
+            with qga.Agent(qga.FLEETGA) as a:
+                a.connect().close()
+                rc, rep, err = load_json("--agent", a.sock, "--mix", mix, "--requests", 200)
+                self.assertEqual(rc, 0, (rep, err))
+                self.assertEqual(set(rep["commands"]), {"guest-ping", "guest-get-host-name"})
+                rc, rep, err = load_json("--agent", a.sock, "--mix", sess, "--requests", 20)
+                self.assertEqual(rc, 0, (rep, err))
+                self.assertEqual(set(rep["commands"]), {"guest-get-timezone"})
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+    def test_unsafe_commands_refused(self):
+        rc, out, err = host("load", "--agent", "/nonexistent", "--command", "guest-fsfreeze-freeze")
+        self.assertEqual(rc, 2)
+        rc, out, err = host("load", "--agent", "/nonexistent", "--command", "guest-set-time")
+        self.assertEqual(rc, 2)
+        rc, out, err = host("load", "--agent", "/nonexistent", "--command", "guest-shutdown")
+        self.assertEqual(rc, 2)
+
+
+class RecordReplay(unittest.TestCase):
+    def record(self, agent_sock, d):
+        proxy = os.path.join(d, "proxy")
+        out = os.path.join(d, "session.jsonl")
+        rec = subprocess.Popen([HOST, "record", "--listen", proxy, "--agent", agent_sock, "--out", out],
+                               stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 10
+        while not os.path.exists(proxy):
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.01)
+        for cmd in ("guest-get-host-name", "guest-info", "guest-get-users", "guest-no-such-command"):
+            host("call", proxy, cmd)
+        rc, rep, err = load_json("--agent", proxy, "--style", "proxmox", "--requests", 20)
+        self.assertEqual(rc, 0, (rep, err))
+        rc, rep, err = load_json("--agent", proxy, "--style", "pipelined", "--requests", 20)
+        self.assertEqual(rc, 0, (rep, err))
+        rec.send_signal(signal.SIGTERM)
+        rec.communicate(timeout=10)
+        return out
+
+    def test_round_trip_and_mismatch(self):
+        d = tempfile.mkdtemp(prefix="fleetga-host-rr.")
+        try:
+            with qga.Agent(qga.FLEETGA) as a:
+                a.connect().close()
+                session = self.record(a.sock, d)
+                with open(session) as f:
+                    lines = f.read().splitlines()
+                self.assertGreater(len(lines), 50)
+                for l in lines:
+                    j = json.loads(l)
+                    self.assertIn(j["dir"], ("h2a", "a2h", "open", "close"))
+                for mode in ("--lockstep", "--pipeline"):
+                    rc, out, err = host("replay", session, "--agent", a.sock, mode)
+                    self.assertEqual(rc, 0, out + err)
+                    self.assertIn("0 mismatch(es), 0 missing, 0 extra", out)
+
+                # Edit one recorded reply: the replay must fail and name its line.
+                edited = os.path.join(d, "edited.jsonl")
+                target = None
+                with open(edited, "w") as f:
+                    for i, l in enumerate(lines, 1):
+                        if target is None and '"host-name"' in l and '"a2h"' in l:
+                            l = l.replace('"host-name":"', '"host-name":"not-', 1)
+                            target = i
+                        f.write(l + "\n")
+                self.assertIsNotNone(target)
+                rc, out, err = host("replay", edited, "--agent", a.sock)
+                self.assertEqual(rc, 1)
+                self.assertIn(f"edited.jsonl:{target} ", err)
+                self.assertIn("host-name", err)
+
+                # A reply that never comes: delete the agent's answer to one request? No - add a
+                # request the recording has no reply for, so the agent's reply is "extra".
+                extra = os.path.join(d, "extra.jsonl")
+                with open(extra, "w") as f:
+                    f.write('{"t": 0, "dir": "h2a", "json": {"execute": "guest-ping"}}\n')
+                    f.write('{"t": 0, "dir": "a2h", "json": {"return": {}}}\n')
+                    f.write('{"t": 0, "dir": "h2a", "json": {"execute": "guest-ping"}}\n')
+                rc, out, err = host("replay", extra, "--agent", a.sock)
+                self.assertEqual(rc, 1, out + err)
+                self.assertIn("1 extra", out)
+
+                missing = os.path.join(d, "missing.jsonl")
+                with open(missing, "w") as f:
+                    f.write('{"t": 0, "dir": "h2a", "json": {"execute": "guest-ping"}}\n')
+                    f.write('{"t": 0, "dir": "a2h", "json": {"return": {}}}\n')
+                    f.write('{"t": 0, "dir": "a2h", "json": {"return": {}}}\n')
+                rc, out, err = host("replay", missing, "--agent", a.sock, "--timeout", "0.5")
+                self.assertEqual(rc, 1, out + err)
+                self.assertIn("missing.jsonl:3", err)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+    @unittest.skipUnless(HAVE_QEMU_GA, "no qemu-ga")
+    def test_fleetga_session_replays_against_qemu_ga_by_shape(self):
+        d = tempfile.mkdtemp(prefix="fleetga-host-rr.")
+        try:
+            with qga.Agent(qga.FLEETGA) as a:
+                a.connect().close()
+                session = self.record(a.sock, d)
+            with qga.Agent(QEMU_GA) as q:
+                q.connect().close()
+                rc, out, err = host("replay", session, "--agent", q.sock, "--shape")
+                # Version strings and command lists differ; only that it runs to the end and
+                # names lines is checked here.
+                self.assertIn(rc, (0, 1), out + err)
+                self.assertIn("replies checked", out)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+    def test_file_handles_are_mapped(self):
+        # The recorded handle (4242) never exists: the replay must use the one file-open returns.
+        d = tempfile.mkdtemp(prefix="fleetga-host-rr.")
+        try:
+            data = os.path.join(d, "data")
+            with open(data, "w") as f:
+                f.write("hello")
+            s = os.path.join(d, "s.jsonl")
+            with open(s, "w") as f:
+                for dir_, j in (
+                        ("h2a", {"execute": "guest-file-open", "arguments": {"path": data, "mode": "r"}}),
+                        ("a2h", {"return": 4242}),
+                        ("h2a", {"execute": "guest-file-read", "arguments": {"handle": 4242, "count": 100}}),
+                        ("a2h", {"return": {"count": 5, "buf-b64": "aGVsbG8=", "eof": True}}),
+                        ("h2a", {"execute": "guest-file-close", "arguments": {"handle": 4242}}),
+                        ("a2h", {"return": {}})):
+                    f.write(json.dumps({"t": 0, "dir": dir_, "json": j}) + "\n")
+            with qga.Agent(qga.FLEETGA) as a:
+                a.connect().close()
+                rc, out, err = host("replay", s, "--agent", a.sock)
+                self.assertEqual(rc, 0, out + err)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+    def test_broken_lines_are_named(self):
+        d = tempfile.mkdtemp(prefix="fleetga-host-rr.")
+        try:
+            bad = os.path.join(d, "bad.jsonl")
+            with open(bad, "w") as f:
+                f.write('{"t": 0, "dir": "h2a", "json": {"execute": "guest-ping"}}\n')
+                f.write('{"t": 0, "dir": "a2h", "json": {"return": \n')
+                f.write('{"t": 0, "dir": "sideways", "json": {}}\n')
+                f.write('{"t": 0, "dir": "h2a", "b64": "***"}\n')
+            rc, out, err = host("replay", bad, "--agent", "/nonexistent")
+            self.assertEqual(rc, 2)
+            self.assertIn("bad.jsonl:2:", err)
+            self.assertIn("bad.jsonl:3:", err)
+            self.assertIn("bad.jsonl:4:", err)
+            self.assertNotIn("bad.jsonl:1:", err)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+    def test_replay_against_silent_agent_ends(self):
+        d = tempfile.mkdtemp(prefix="fleetga-host-rr.")
+        try:
+            s = os.path.join(d, "s.jsonl")
+            with open(s, "w") as f:
+                for i in range(5):
+                    f.write('{"t": 0, "conn": %d, "dir": "h2a", "json": {"execute": "guest-ping"}}\n' % i)
+                    f.write('{"t": 0, "conn": %d, "dir": "a2h", "json": {"return": {}}}\n' % i)
+            with FakeAgent(lambda r: None) as fa:
+                t = time.monotonic()
+                rc, out, err = host("replay", s, "--agent", fa.sock, "--timeout", "0.5")
+                self.assertLess(time.monotonic() - t, 10)
+                self.assertNotEqual(rc, 0)
+                self.assertIn("s.jsonl:2", err)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,48 @@
+#pragma once
+#include <stdexcept>
+#include <string>
+
+namespace fleetga::host {
+
+struct usage_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+double parse_seconds(const std::string& v, const std::string& opt);
+long long parse_count(const std::string& v, const std::string& opt);
+
+int cmd_call(int argc, char** argv);
+int cmd_load(int argc, char** argv);
+int cmd_record(int argc, char** argv);
+int cmd_replay(int argc, char** argv);
+int cmd_responder(int argc, char** argv);
+
+inline constexpr const char* call_usage =
+    "usage: fleetga-host call [--timeout S] [--raw] [--no-reply] [--no-sync] SOCKET COMMAND [ARGS-JSON]\n"
+    "  Connects, sends 0xFF + guest-sync-delimited (random id), skips stale output up to the\n"
+    "  matching sync reply, sends COMMAND and prints its reply (pretty; --raw: the agent's line).\n"
+    "  Exit: 0 return, 1 error reply (class and desc on stderr), 2 usage, 3 timeout/connection.\n"
+    "  guest-shutdown and guest-suspend-* (or --no-reply) answer nothing on success: exit 0\n"
+    "  when no error arrives within 1 s.\n";
+
+inline constexpr const char* load_usage =
+    "usage: fleetga-host load (--agent SOCKET ... | --spawn 'CMD {sock} {statedir}' [--agents N]) [options]\n"
+    "  --style S[,S...]   libvirt (default) | proxmox | pipelined; agent i gets style i mod count\n"
+    "  --clients C        clients per agent (default 1; one-client agents serialise them)\n"
+    "  --depth D          requests in flight per pipelined client (default 64)\n"
+    "  --rate R           requests/s per agent (default: flat out)\n"
+    "  --duration S       run time (default 10 s; capped by --max-duration, default 300 s)\n"
+    "  --requests N       stop after N requests in total\n"
+    "  --timeout S        per-request deadline (default 5 s); a miss counts as lost\n"
+    "  --mix FILE         'WEIGHT COMMAND [ARGS-JSON]' lines, or a recorded session (its requests);\n"
+    "                     default: clients.md 5.2, read-only commands only\n"
+    "  --command X [--args JSON]   a single command instead of a mix\n"
+    "  --no-ids           pipelined: no per-request id (order and count checks only)\n"
+    "  --threads T        client threads (default 1)\n"
+    "  --json             report as JSON;  --quiet: no progress lines\n"
+    "  --allow-unsafe     permit state-changing commands in a mix; freeze also needs\n"
+    "                     --allow-freeze and --spawn\n"
+    "  --scenario NAME    backup-window | boot-storm | exec-poll | timeouts | disconnects\n"
+    "  Exit: 0 no desyncs/lost replies/agent problems, 1 otherwise, 2 usage, 3 no agent reachable.\n";
+
+}  // namespace fleetga::host
