@@ -167,7 +167,9 @@ fsinfo_result fsinfo_job(storage_context& sc) {
   }
   r.items.reserve(mounts->size());
   std::vector<std::string> dirs;
+  std::vector<bool> direct;
   dirs.reserve(mounts->size());
+  direct.reserve(mounts->size());
   for (auto& m : *mounts) {
     fs_entry& e = r.items.emplace_back();
     if (!sc.sysfs.fs_devices_of(m.major, m.minor, e.dev, err)) {  // qemu-ga drops the whole list
@@ -175,9 +177,10 @@ fsinfo_result fsinfo_job(storage_context& sc) {
       return r;
     }
     dirs.push_back(m.dir);
+    direct.push_back(sc.statfs_direct && sc.statfs_direct(m.type));
     e.mount = std::move(m);
   }
-  auto sizes = sc.stat->run(dirs, sc.statvfs_deadline);
+  auto sizes = sc.stat->run(dirs, direct, sc.statvfs_deadline);
   for (std::size_t i = 0; i < r.items.size(); ++i) r.items[i].sizes = sizes[i];
   return r;
 }

@@ -25,6 +25,9 @@ struct storage_context {
   platform::blockdev sysfs;
   std::shared_ptr<platform::statvfs_runner> stat;
   std::chrono::milliseconds statvfs_deadline = statvfs_deadline_default;
+  // Filesystem types asked directly on the worker (platform::statfs_in_memory); the rest get
+  // the deadline threads. Tests that simulate a hung filesystem of any type clear it.
+  bool (*statfs_direct)(std::string_view) noexcept = platform::statfs_in_memory;
   // NVMe SMART log pages for guest-get-disks (device nodes under `root`); tests repoint it.
   std::shared_ptr<platform::nvme_admin> nvme = std::make_shared<platform::linux_nvme_admin>(root);
 };

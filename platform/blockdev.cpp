@@ -525,6 +525,35 @@ void statvfs_runner::worker(std::shared_ptr<shared> s) {
   }
 }
 
+bool statfs_in_memory(std::string_view type) noexcept {
+  for (std::string_view t : {"ext4", "xfs", "btrfs", "ext3", "ext2", "f2fs", "vfat", "msdos", "exfat",
+                             "iso9660", "udf", "squashfs", "erofs"})
+    if (type == t) return true;
+  return false;
+}
+
+std::vector<std::optional<fs_sizes>> statvfs_runner::run(const std::vector<std::string>& paths,
+                                                          const std::vector<bool>& direct,
+                                                          std::chrono::milliseconds deadline) {
+  std::vector<std::string> slow;
+  std::vector<std::size_t> slow_at;
+  std::vector<std::optional<fs_sizes>> out(paths.size());
+  for (std::size_t i = 0; i < paths.size(); ++i) {
+    if (i < direct.size() && direct[i]) {
+      fs_sizes z;
+      if (s_->backend->statvfs(paths[i], z) == 0) out[i] = z;
+    } else {
+      slow.push_back(paths[i]);
+      slow_at.push_back(i);
+    }
+  }
+  if (!slow.empty()) {
+    auto r = run(slow, deadline);
+    for (std::size_t k = 0; k < slow.size(); ++k) out[slow_at[k]] = std::move(r[k]);
+  }
+  return out;
+}
+
 std::vector<std::optional<fs_sizes>> statvfs_runner::run(const std::vector<std::string>& paths,
                                                           std::chrono::milliseconds deadline) {
   struct batch {

@@ -189,6 +189,11 @@ class linux_fs_stat final : public fs_stat {
 // stuck thread per mount point, and never more than `max_in_flight` in all (further paths are
 // reported without sizes). A thread that finally returns frees its slot. The threads share
 // only reference-counted state, so they may outlive the runner (and the agent's state).
+// Local disk filesystems whose statfs is answered from in-memory superblock counters (no I/O,
+// no daemon): ext2/3/4, xfs, btrfs, f2fs, vfat/msdos/exfat, iso9660, udf, squashfs, erofs.
+// fuseblk (ntfs-3g) and anything unknown are not: their statfs can wait on a daemon or device.
+bool statfs_in_memory(std::string_view type) noexcept;
+
 class statvfs_runner {
  public:
   static constexpr std::size_t default_max_in_flight = 64;
@@ -199,6 +204,12 @@ class statvfs_runner {
 
   // Results index-aligned with `paths`; nullopt = failed, late, or skipped (see above).
   std::vector<std::optional<fs_sizes>> run(const std::vector<std::string>& paths, std::chrono::milliseconds deadline);
+  // The same, but paths whose `direct[i]` is true (their filesystem's statfs is answered from
+  // memory, see statfs_in_memory()) are asked on the calling thread (a worker, never the I/O
+  // thread): no thread hand-off for the common case. The others go through the deadline threads.
+  std::vector<std::optional<fs_sizes>> run(const std::vector<std::string>& paths,
+                                           const std::vector<bool>& direct,
+                                           std::chrono::milliseconds deadline);
   // statvfs calls still running (stuck or about to finish).
   std::size_t in_flight() const;
 

@@ -195,6 +195,8 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--instructions-only", action="store_true",
                     help="only the callgrind rows (prints, doesn't write --out)")
+    ap.add_argument("--fleet", metavar="FLEETGA_HOST",
+                    help="also run the fleet benchmark (tests/bench/fleet.py) with this fleetga-host")
     ap.add_argument("--vm", action="store_true",
                     help="also measure over a real virtio-serial port in a QEMU guest (tests/vm)")
     args = ap.parse_args()
@@ -240,6 +242,13 @@ def main():
     print(table)
     vm_section = vm_table(args.fleetga) if args.vm else ""
     print(vm_section)
+    fleet_section = ""
+    if args.fleet:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import fleet
+        png = os.path.join(os.path.dirname(os.path.abspath(args.out)), "fleet-latency.png") if args.out else None
+        fleet_section, _, _ = fleet.run(args.fleetga, os.path.abspath(args.fleet), args.quick, png)
+        print(fleet_section)
 
     if args.out:
         when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -263,7 +272,8 @@ threads of the agent counted, divided by N+1. Idle RSS after start-up and one co
 Wall-clock figures are noisy on this shared 2-core machine; instruction counts are stable.
 
 {table}
-{vm_section}""")
+{vm_section}
+{fleet_section}""")
 
 
 if __name__ == "__main__":

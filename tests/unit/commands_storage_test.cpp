@@ -142,6 +142,7 @@ TEST(CommandsStorage, FsinfoHungMountIsReportedWithoutSizes) {
   direct d(fixture("synthetic"));
   d.stat->hang = {"/srv/my data"};
   d.st.storage.statvfs_deadline = 30ms;
+  d.st.storage.statfs_direct = nullptr;  // every type through the deadline threads (e.g. fuseblk)
   auto t0 = std::chrono::steady_clock::now();
   std::string out = d("guest-get-fsinfo");
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);
@@ -187,6 +188,35 @@ TEST(CommandsStorage, ErrorsAndArguments) {
   direct h(fixture("host"));
   EXPECT_EQ(h("guest-get-fsinfo", R"({"x": 1})"), "error: Parameter 'x' is unexpected");
   EXPECT_EQ(h("guest-get-disks", R"({"x": 1})"), "error: Parameter 'x' is unexpected");
+}
+
+// Local disk filesystems are asked on the worker itself (no hand-off); others (fuseblk, unknown)
+// on the deadline threads.
+struct thread_stat final : platform::fs_stat {
+  std::mutex m;
+  std::map<std::string, std::thread::id> seen;
+  int statvfs(const std::string& path, platform::fs_sizes& out) override {
+    std::lock_guard l(m);
+    seen[path] = std::this_thread::get_id();
+    out = {1000, 300, 250, 4096};
+    return 0;
+  }
+};
+
+TEST(CommandsStorage, InMemoryStatfsTypesAreAskedDirectly) {
+  EXPECT_TRUE(platform::statfs_in_memory("ext4"));
+  EXPECT_TRUE(platform::statfs_in_memory("xfs"));
+  EXPECT_FALSE(platform::statfs_in_memory("fuseblk"));
+  EXPECT_FALSE(platform::statfs_in_memory("nfs4"));
+  EXPECT_FALSE(platform::statfs_in_memory(""));
+  auto f = std::make_shared<thread_stat>();
+  platform::statvfs_runner r(f);
+  auto res = r.run({"/a", "/b", "/c"}, {true, false, true}, 2s);
+  ASSERT_EQ(res.size(), 3u);
+  for (auto& x : res) EXPECT_TRUE(x);
+  EXPECT_EQ(f->seen.at("/a"), std::this_thread::get_id());
+  EXPECT_EQ(f->seen.at("/c"), std::this_thread::get_id());
+  EXPECT_NE(f->seen.at("/b"), std::this_thread::get_id());
 }
 
 }  // namespace

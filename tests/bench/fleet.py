@@ -1,0 +1,217 @@
+#!/usr/bin/env python3
+"""The fleet part of the benchmark (issue 5): Debian's qemu-ga and fleetga driven by
+tools/fleetga-host in the same run, side by side.
+
+  * latency per command (p50/p99/p999) with 100 agents at the realistic per-VM rate of
+    ../shared/spec/clients.md §5.1 (~0.35 requests/s, KubeVirt default), at 10x that, and
+    flat out (10 agents, no pacing) - libvirt-style clients, the §5.2 mix (read-only);
+  * desyncs and lost replies in every run;
+  * RSS idle, after 1,000,000 mixed requests (pipelined), and the peak (VmHWM); open file
+    descriptors before and after (they must not grow);
+  * a PNG (gnuplot, when installed) of p50/p99/p999 per command for both agents.
+
+Used by bench.py (--fleet); runnable alone: fleet.py FLEETGA FLEETGA_HOST [--quick].
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+QEMU_GA = "/usr/sbin/qemu-ga"
+REALISTIC_RATE = 0.35  # requests/s per VM, clients.md §5.1 (KubeVirt default ~20.9/min)
+
+
+def load(host, agent_bin, agents, rate, duration, style="libvirt", extra=()):
+    spawn = (f"{host} responder {{sock}}" if agent_bin == "responder"
+             else f"{agent_bin} -m unix-listen -p {{sock}} -t {{statedir}}")
+    argv = [host, "load", "--spawn", spawn, "--agents", str(agents), "--style", style,
+            "--duration", str(duration), "--json", "--quiet", *extra]
+    if rate:
+        argv += ["--rate", str(rate)]
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 300)
+    try:
+        return json.loads(p.stdout)
+    except json.JSONDecodeError:
+        raise RuntimeError(f"fleetga-host load failed ({p.returncode}): {p.stderr[-2000:]}")
+
+
+def proc_status(pid):
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in ("VmRSS", "VmHWM"):
+                out[k] = int(v.split()[0])
+    out["fds"] = len(os.listdir(f"/proc/{pid}/fd"))
+    return out
+
+
+def memory_run(host, agent_bin, requests):
+    work = tempfile.mkdtemp(prefix="fleetga-fleet.")
+    sock = os.path.join(work, "sock")
+    proc = subprocess.Popen([agent_bin, "-m", "unix-listen", "-p", sock, "-t", work],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if os.path.exists(sock):
+                break
+            time.sleep(0.05)
+        # one connection first: idle = started and answered once
+        subprocess.run([host, "call", "--raw", sock, "guest-ping"], capture_output=True, timeout=10)
+        time.sleep(0.2)
+        idle = proc_status(proc.pid)
+        t0 = time.monotonic()
+        p = subprocess.run([host, "load", "--agent", sock, "--style", "pipelined", "--requests",
+                            str(requests), "--duration", "600", "--json", "--quiet"],
+                           capture_output=True, text=True, timeout=900)
+        secs = time.monotonic() - t0
+        rep = json.loads(p.stdout)
+        time.sleep(0.5)
+        after = proc_status(proc.pid)
+        return {"idle_rss": idle["VmRSS"], "after_rss": after["VmRSS"], "peak_rss": after["VmHWM"],
+                "fds_before": idle["fds"], "fds_after": after["fds"], "replies": rep["replies"],
+                "desyncs": rep["total"]["desyncs"], "lost": rep["total"]["lost"],
+                "errors": rep["total"]["errors"], "seconds": secs}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def fmt_us(v):
+    return f"{v / 1000:.2f} ms" if v >= 1000 else f"{v:.0f} µs"
+
+
+def latency_table(runs, title):
+    q, f = runs["qemu-ga"], runs["fleetga"]
+    names = sorted(set(q["commands"]) | set(f["commands"]),
+                   key=lambda n: -(f["commands"].get(n, {}).get("count", 0)))
+    lines = [f"#### {title}", "",
+             f"qemu-ga: {q['replies']:,} replies, {q['total']['desyncs']} desyncs, {q['total']['lost']} lost, "
+             f"{q['total']['errors']} error replies; fleetga: {f['replies']:,} replies, {f['total']['desyncs']} desyncs, "
+             f"{f['total']['lost']} lost, {f['total']['errors']} error replies.", "",
+             "| command | n | qemu-ga p50 / p99 / p999 | fleetga p50 / p99 / p999 |",
+             "|---|---:|---:|---:|"]
+
+    def cell(c):
+        if not c or not c.get("count"):
+            return "-"
+        if c["count"] == c["errors"]:
+            return "error (not in 7.2)"
+        return f"{fmt_us(c['p50_us'])} / {fmt_us(c['p99_us'])} / {fmt_us(c['p999_us'])}"
+    fl = runs.get("floor")
+    if fl:
+        lines.insert(4, f"Machine floor (same run against fleetga-host's trivial responder, which only answers "
+                        f"`{{\"return\": {{}}}}`): {fmt_us(fl['total']['p50_us'])} / {fmt_us(fl['total']['p99_us'])} / "
+                        f"{fmt_us(fl['total']['p999_us'])}, {fl['replies']:,} replies.\n")
+    for n in names + ["total"]:
+        cq = q["total"] if n == "total" else q["commands"].get(n)
+        cf = f["total"] if n == "total" else f["commands"].get(n)
+        count = (cf or {}).get("count", 0)
+        label = "**all commands**" if n == "total" else f"`{n}`"
+        lines.append(f"| {label} | {count:,} | {cell(cq)} | {cell(cf)} |")
+    lines.append("")
+    lines.append("(p999 of a command seen fewer than 1,000 times is its maximum.)")
+    return "\n".join(lines)
+
+
+def plot(runs, png):
+    gp = shutil.which("gnuplot")
+    if not gp:
+        return False
+    q, f = runs["qemu-ga"], runs["fleetga"]
+    names = [n for n, c in sorted(f["commands"].items(), key=lambda kv: -kv[1]["count"])
+             if c["count"] and q["commands"].get(n, {}).get("count", 0) > q["commands"].get(n, {}).get("errors", 0)]
+    data = tempfile.NamedTemporaryFile("w", suffix=".dat", delete=False)
+    with data:
+        for n in names:
+            a, b = q["commands"][n], f["commands"][n]
+            data.write(f"{n.replace('guest-', '')} {a['p50_us']} {a['p99_us']} {a['p999_us']} "
+                       f"{b['p50_us']} {b['p99_us']} {b['p999_us']}\n")
+    script = f"""
+set terminal png size 1200,600 font ",10"
+set output "{png}"
+set title "Latency per command, 100 agents at 10x the realistic rate (libvirt-style): qemu-ga 7.2 vs fleetga"
+set style data histogram
+set style histogram cluster gap 1
+set style fill solid 0.8 border -1
+set logscale y
+set ylabel "microseconds (log)"
+set xtics rotate by -30 scale 0
+set key top left
+set grid ytics
+plot "{data.name}" using 2:xtic(1) title "qemu-ga p50" lc rgb "#f4a582", \
+     "" using 3 title "qemu-ga p99" lc rgb "#d6604d", \
+     "" using 5 title "fleetga p50" lc rgb "#92c5de", \
+     "" using 6 title "fleetga p99" lc rgb "#2166ac"
+"""
+    p = subprocess.run([gp], input=script, capture_output=True, text=True)
+    os.unlink(data.name)
+    return p.returncode == 0 and os.path.exists(png)
+
+
+def run(fleetga, host, quick=False, png=None):
+    agents_bins = {"qemu-ga": QEMU_GA, "fleetga": fleetga}
+    d_real, d_10x, d_flat = (20, 15, 5) if quick else (120, 60, 10)
+    million = 200_000 if quick else 1_000_000
+    sections = {}
+    for label, agents, rate, dur in (("realistic", 100, REALISTIC_RATE, d_real),
+                                     ("10x", 100, REALISTIC_RATE * 10, d_10x),
+                                     ("flat", 10, None, d_flat)):
+        sections[label] = {name: load(host, b, agents, rate, dur) for name, b in agents_bins.items()}
+        # The machine's floor: the same run against fleetga-host's trivial responder (answers
+        # every request with {"return": {}} and does nothing else).
+        sections[label]["floor"] = load(host, "responder", agents, rate, dur)
+    mem = {name: memory_run(host, b, million) for name, b in agents_bins.items()}
+    # fleetga-host itself against its trivial responder: the tool must never be the bottleneck.
+    tool = {}
+    for depth in (64, 1024):
+        p = subprocess.run([host, "load", "--spawn", f"{host} responder {{sock}}", "--agents", "1",
+                            "--style", "pipelined", "--depth", str(depth), "--command", "guest-ping",
+                            "--duration", "3" if quick else "5", "--json", "--quiet"],
+                           capture_output=True, text=True, timeout=120)
+        r = json.loads(p.stdout)
+        tool[depth] = (r["throughput"], r["cpu"]["ns_per_reply"], r["total"]["desyncs"] + r["total"]["lost"])
+
+    out = ["## A fleet: many agents, realistic traffic (fleetga-host)", "",
+           f"`tools/fleetga-host load --spawn '<agent> -m unix-listen -p {{sock}} -t {{statedir}}'`, "
+           "libvirt-style clients (one connection per agent, `guest-sync` once, then lock-step commands "
+           "without `arguments`), the read-only command mix of clients.md §5.2. Both agents in the same "
+           "run on the same 2 CPUs as fleetga-host; latency = request written to reply read.", ""]
+    titles = {"realistic": f"100 agents x {REALISTIC_RATE} requests/s (clients.md §5.1, KubeVirt default), {d_real} s",
+              "10x": f"100 agents x {REALISTIC_RATE * 10:g} requests/s (10x), {d_real and d_10x} s",
+              "flat": f"10 agents, flat out, {d_flat} s"}
+    for label in ("realistic", "10x", "flat"):
+        out.append(latency_table(sections[label], titles[label]))
+        out.append("")
+    if png and plot(sections["10x"], png):
+        out.append(f"![latency per command, qemu-ga vs fleetga]({os.path.basename(png)})")
+        out.append("")
+    q, f = mem["qemu-ga"], mem["fleetga"]
+    out += [f"#### Memory and descriptors: {million:,} mixed requests, pipelined, one agent", "",
+            "| measure | qemu-ga | fleetga |", "|---|---:|---:|",
+            f"| RSS idle (after one request), KiB | {q['idle_rss']:,} | {f['idle_rss']:,} |",
+            f"| RSS after {million:,} requests, KiB | {q['after_rss']:,} | {f['after_rss']:,} |",
+            f"| peak RSS (VmHWM), KiB | {q['peak_rss']:,} | {f['peak_rss']:,} |",
+            f"| open fds before / after | {q['fds_before']} / {q['fds_after']} | {f['fds_before']} / {f['fds_after']} |",
+            f"| replies / desyncs / lost | {q['replies']:,} / {q['desyncs']} / {q['lost']} | {f['replies']:,} / {f['desyncs']} / {f['lost']} |",
+            f"| seconds for the run | {q['seconds']:.1f} | {f['seconds']:.1f} |", "",
+            "#### fleetga-host against its trivial responder (`fleetga-host responder`, pipelined guest-ping)", "",
+            "| requests in flight | replies/s | fleetga-host CPU per reply | desyncs + lost |", "|---:|---:|---:|---:|"]
+    for depth, (rate, ns, bad) in tool.items():
+        out.append(f"| {depth} | {rate:,.0f} | {ns:,.0f} ns | {bad} |")
+    out.append("")
+    return "\n".join(out), sections, mem
+
+
+if __name__ == "__main__":
+    text, _, _ = run(os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2]), "--quick" in sys.argv,
+                     png="/tmp/fleet-latency.png")
+    print(text)
