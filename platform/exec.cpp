@@ -1,4 +1,5 @@
 #include "platform/exec.hpp"
+#include "platform/spawn.hpp"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -26,21 +27,6 @@ namespace {
 constexpr std::string_view glib_default_path = "/bin:/usr/bin:.";
 // waitid()'s idtype for a pidfd (Linux >= 5.4); glibc < 2.36 headers don't name it.
 constexpr int p_pidfd = 3;
-
-struct spawn_attrs {
-  posix_spawnattr_t attr;
-  posix_spawn_file_actions_t acts;
-  spawn_attrs() {
-    posix_spawnattr_init(&attr);
-    posix_spawn_file_actions_init(&acts);
-  }
-  ~spawn_attrs() {
-    posix_spawn_file_actions_destroy(&acts);
-    posix_spawnattr_destroy(&attr);
-  }
-  spawn_attrs(const spawn_attrs&) = delete;
-  spawn_attrs& operator=(const spawn_attrs&) = delete;
-};
 
 // Both ends O_CLOEXEC (no other child inherits them); the parent's end non-blocking.
 bool make_pipe(int& parent, int& child, bool parent_reads) {
@@ -137,15 +123,8 @@ exec_spawn_result spawn_child(const exec_request& req) {
   if (cap_out && !make_pipe(c.out, out_child, true)) return fail(pipe_text, errno);
   if (cap_err && !make_pipe(c.err, err_child, true)) return fail(pipe_text, errno);
 
-  spawn_attrs sa;
-  sigset_t none, dflt;
-  sigemptyset(&none);
-  sigemptyset(&dflt);
   // qemu-ga's guest_exec_task_setup(): the agent ignores SIGPIPE, its children must not.
-  sigaddset(&dflt, SIGPIPE);
-  posix_spawnattr_setsigmask(&sa.attr, &none);
-  posix_spawnattr_setsigdefault(&sa.attr, &dflt);
-  posix_spawnattr_setflags(&sa.attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  spawn_attrs sa;
   if (req.with_input)
     posix_spawn_file_actions_adddup2(&sa.acts, in_child, 0);
   else

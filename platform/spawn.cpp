@@ -15,6 +15,23 @@
 extern char** environ;
 
 namespace fleetga::platform {
+
+spawn_attrs::spawn_attrs(short flags) {
+  posix_spawnattr_init(&attr);
+  posix_spawn_file_actions_init(&acts);
+  sigset_t none, dflt;
+  sigemptyset(&none);
+  sigemptyset(&dflt);
+  sigaddset(&dflt, SIGPIPE);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &dflt);
+  posix_spawnattr_setflags(&attr, static_cast<short>(flags | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF));
+}
+
+spawn_attrs::~spawn_attrs() {
+  posix_spawn_file_actions_destroy(&acts);
+  posix_spawnattr_destroy(&attr);
+}
 namespace {
 
 struct fd_guard {
@@ -23,19 +40,6 @@ struct fd_guard {
   void reset() noexcept {
     if (fd >= 0) ::close(fd);
     fd = -1;
-  }
-};
-
-struct spawn_attrs {
-  posix_spawnattr_t attr;
-  posix_spawn_file_actions_t acts;
-  spawn_attrs() {
-    posix_spawnattr_init(&attr);
-    posix_spawn_file_actions_init(&acts);
-  }
-  ~spawn_attrs() {
-    posix_spawn_file_actions_destroy(&acts);
-    posix_spawnattr_destroy(&attr);
   }
 };
 
@@ -70,15 +74,7 @@ helper_result run_helper(const std::vector<std::string>& argv, std::optional<std
     ::fcntl(in_w.fd, F_SETFL, ::fcntl(in_w.fd, F_GETFL) | O_NONBLOCK);
   }
 
-  spawn_attrs sa;
-  sigset_t none, dflt;
-  sigemptyset(&none);
-  sigemptyset(&dflt);
-  // The agent ignores SIGPIPE; a helper must not inherit that (nor a blocked mask).
-  sigaddset(&dflt, SIGPIPE);
-  posix_spawnattr_setsigmask(&sa.attr, &none);
-  posix_spawnattr_setsigdefault(&sa.attr, &dflt);
-  posix_spawnattr_setflags(&sa.attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  spawn_attrs sa(POSIX_SPAWN_SETSID);
   if (input)
     posix_spawn_file_actions_adddup2(&sa.acts, in_r.fd, 0);
   else

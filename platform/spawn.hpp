@@ -3,6 +3,8 @@
 // qemu-ga >= 9.1's ga_run_command() does: own session (setsid), stdin /dev/null or the given
 // text, stdout and stderr captured together through one pipe, PATH search, wait for it.
 // Blocking: commands/ calls it on the worker pool.
+#include <spawn.h>
+
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -45,5 +47,18 @@ helper_result run_helper(const std::vector<std::string>& argv, std::optional<std
 //   cannot create pipe FDs / failed to create child process: <strerror> /
 //   failed to wait for child (pid: N): <strerror> / <action>: cannot write to stdin pipe: <strerror>
 std::optional<std::string> helper_error(const helper_result& r, std::string_view action);
+
+// posix_spawn attributes and file actions, destroyed with the object (helpers and guest-exec).
+// The child gets an empty signal mask and SIGPIPE at its default (the agent ignores SIGPIPE
+// and its threads block SIGTERM/SIGINT until the quit handler is armed); `flags` adds e.g.
+// POSIX_SPAWN_SETSID.
+struct spawn_attrs {
+  posix_spawnattr_t attr;
+  posix_spawn_file_actions_t acts;
+  explicit spawn_attrs(short flags = 0);
+  ~spawn_attrs();
+  spawn_attrs(const spawn_attrs&) = delete;
+  spawn_attrs& operator=(const spawn_attrs&) = delete;
+};
 
 }  // namespace fleetga::platform

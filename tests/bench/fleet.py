@@ -146,6 +146,8 @@ set logscale y
 set ylabel "microseconds (log)"
 set xtics rotate by -30 scale 0
 set key top left
+set bmargin 9
+set rmargin 8
 set grid ytics
 plot "{data.name}" using 2:xtic(1) title "qemu-ga p50" lc rgb "#f4a582", \
      "" using 3 title "qemu-ga p99" lc rgb "#d6604d", \

@@ -21,7 +21,6 @@ import json
 import os
 import random
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -30,7 +29,6 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import vm  # noqa: E402
 
-REQUIRED = os.environ.get("FLEETGA_VM_REQUIRED") == "1"
 REPORT = {}
 OUT_DIR = None
 BUILD_DIR = None
@@ -48,35 +46,9 @@ KEYS = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGZsZWV0Z2Etb25l alice@one",
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGZsZWV0Z2EtZm91cg alice@four"]
 
 
-def _unavailable(reason):
-    global SKIP_REASON
-    if REQUIRED:
-        raise RuntimeError(reason + " (FLEETGA_VM_REQUIRED=1)")
-    SKIP_REASON = reason
-
-
 def setUpModule():
-    global OUT_DIR, BUILD_DIR
-    if not shutil.which(vm.QEMU):
-        return _unavailable(f"{vm.QEMU} not installed (apt-get install qemu-system-x86)")
-    if not (shutil.which("mkfs.ext4") or shutil.which("mkfs.ext4", path="/usr/sbin:/sbin")):
-        return _unavailable("mkfs.ext4 not installed (apt-get install e2fsprogs)")
-    if os.environ.get("FLEETGA_VM_DIR"):
-        OUT_DIR = os.environ["FLEETGA_VM_DIR"]
-        BUILD_DIR = OUT_DIR
-        return
-    fleetga = os.environ.get("FLEETGA_BIN") or shutil.which("fleetga")
-    if not fleetga or not os.path.exists(fleetga):
-        raise RuntimeError("set FLEETGA_BIN to the fleetga binary")
-    BUILD_DIR = os.environ.get("FLEETGA_VM_BUILD_DIR") or os.path.join(
-        os.path.dirname(os.path.dirname(os.path.abspath(fleetga))), "vm")
-    os.makedirs(BUILD_DIR, exist_ok=True)
-    try:
-        OUT_DIR = vm.build_guest(BUILD_DIR, fleetga)
-    except vm.VMError as e:
-        if getattr(e, "returncode", None) == 3:
-            return _unavailable(f"guest kernel/tools unavailable: {e}")
-        raise
+    global OUT_DIR, BUILD_DIR, SKIP_REASON
+    OUT_DIR, BUILD_DIR, SKIP_REASON = vm.prepare((("mkfs.ext4", "e2fsprogs"),))
 
 
 def tearDownModule():

@@ -12,7 +12,6 @@ Figures are printed at the end and written to <build dir>/vm-report.json.
 import base64
 import json
 import os
-import shutil
 import statistics
 import sys
 import threading
@@ -23,41 +22,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import vm  # noqa: E402
 
 QEMU_VERSION = os.environ.get("FLEETGA_QEMU_VERSION", "10.2.0")
-REQUIRED = os.environ.get("FLEETGA_VM_REQUIRED") == "1"
 REPORT = {}
 OUT_DIR = None
 BUILD_DIR = None
 SKIP_REASON = None
 
 
-def _unavailable(reason):
-    global SKIP_REASON
-    if REQUIRED:
-        raise RuntimeError(reason + " (FLEETGA_VM_REQUIRED=1)")
-    SKIP_REASON = reason
-
-
 def setUpModule():
-    global OUT_DIR, BUILD_DIR
-    if not shutil.which(vm.QEMU):
-        return _unavailable(f"{vm.QEMU} not installed (apt-get install qemu-system-x86)")
-    if os.environ.get("FLEETGA_VM_DIR"):
-        OUT_DIR = os.environ["FLEETGA_VM_DIR"]
-        BUILD_DIR = OUT_DIR
-        return
-    fleetga = os.environ.get("FLEETGA_BIN") or shutil.which("fleetga")
-    if not fleetga or not os.path.exists(fleetga):
-        raise RuntimeError("set FLEETGA_BIN to the fleetga binary")
-    BUILD_DIR = os.environ.get("FLEETGA_VM_BUILD_DIR") or os.path.join(
-        os.path.dirname(os.path.dirname(os.path.abspath(fleetga))), "vm")
-    os.makedirs(BUILD_DIR, exist_ok=True)
-    try:
-        OUT_DIR = vm.build_guest(BUILD_DIR, fleetga)
-    except vm.VMError as e:
-        # 3: a tool or the kernel package could not be had; anything else is a real failure.
-        if getattr(e, "returncode", None) == 3:
-            return _unavailable(f"guest kernel/tools unavailable: {e}")
-        raise
+    global OUT_DIR, BUILD_DIR, SKIP_REASON
+    OUT_DIR, BUILD_DIR, SKIP_REASON = vm.prepare(())
 
 
 def tearDownModule():

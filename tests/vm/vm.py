@@ -70,6 +70,39 @@ def make_disk(path, size_mb=64, label="fgadata"):
     return path
 
 
+def prepare(tools=()):
+    """The guest suites' setUpModule: builds the guest from $FLEETGA_BIN (or takes
+    $FLEETGA_VM_DIR). Returns (out_dir, build_dir, skip_reason); skip_reason is None when the
+    guest is ready. With FLEETGA_VM_REQUIRED=1 anything missing raises instead (CI).
+    `tools`: extra (program, Debian package) pairs the suite needs on the host."""
+    def unavailable(reason):
+        if os.environ.get("FLEETGA_VM_REQUIRED") == "1":
+            raise RuntimeError(reason + " (FLEETGA_VM_REQUIRED=1)")
+        return None, None, reason
+
+    if not shutil.which(QEMU):
+        return unavailable(f"{QEMU} not installed (apt-get install qemu-system-x86)")
+    for prog, pkg in tools:
+        if not (shutil.which(prog) or shutil.which(prog, path="/usr/sbin:/sbin")):
+            return unavailable(f"{prog} not installed (apt-get install {pkg})")
+    if os.environ.get("FLEETGA_VM_DIR"):
+        return os.environ["FLEETGA_VM_DIR"], os.environ["FLEETGA_VM_DIR"], None
+    fleetga = os.environ.get("FLEETGA_BIN") or shutil.which("fleetga")
+    if not fleetga or not os.path.exists(fleetga):
+        raise RuntimeError("set FLEETGA_BIN to the fleetga binary")
+    build_dir = os.environ.get("FLEETGA_VM_BUILD_DIR") or os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(fleetga))), "vm")
+    os.makedirs(build_dir, exist_ok=True)
+    try:
+        return build_guest(build_dir, fleetga), build_dir, None
+    except VMError as e:
+        # 3: a tool or the kernel package could not be had; anything else is a real failure.
+        if getattr(e, "returncode", None) == 3:
+            out = unavailable(f"guest kernel/tools unavailable: {e}")
+            return None, build_dir, out[2]
+        raise
+
+
 class Client:
     """A host-side client on the port's unix socket. Every read has a deadline."""
 
