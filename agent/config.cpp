@@ -20,48 +20,6 @@ constexpr std::string_view lq = "\xE2\x80\x9C", rq = "\xE2\x80\x9D";
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 
-// The first line GLib's g_key_file_parse_line() refuses, with GLib's text. Only called for
-// data platform::keyfile::parse() refused, which follows the same rules.
-std::string parse_error(std::string_view data) {
-  if (auto nul = data.find('\0'); nul != std::string_view::npos) data = data.substr(0, nul);
-  bool have_group = false;
-  std::size_t pos = 0;
-  while (pos <= data.size()) {
-    std::size_t nl = data.find('\n', pos);
-    bool last = nl == std::string_view::npos;
-    std::string_view line = data.substr(pos, last ? std::string_view::npos : nl - pos);
-    pos = last ? data.size() + 1 : nl + 1;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    std::string_view whole = line;
-    while (!line.empty() && is_space(line.front())) line.remove_prefix(1);
-    if (line.empty() || line[0] == '#') continue;
-    if (line[0] == '[') {
-      std::size_t close = line.find(']');
-      if (close != std::string_view::npos) {
-        std::size_t t = close + 1;
-        while (t < line.size() && (line[t] == ' ' || line[t] == '\t')) ++t;
-        if (t == line.size()) {
-          std::string_view name = line.substr(1, close - 1);
-          auto kf = platform::keyfile::parse("[" + std::string(name) + "]\n");
-          if (!kf) return "Invalid group name: " + std::string(name);
-          have_group = true;
-          continue;
-        }
-      }
-    }
-    std::size_t eq = line.find('=');
-    if (eq == std::string_view::npos)
-      return std::string("Key file contains line ").append(lq).append(whole).append(rq).append(
-          " which is not a key-value pair, group, or comment");
-    if (!have_group) return "Key file does not start with a group";
-    std::size_t kend = eq;
-    while (kend > 0 && is_space(line[kend - 1])) --kend;
-    std::string key(line.substr(0, kend));
-    if (!platform::keyfile::parse("[g]\n" + key + "=\n")) return "Invalid key name: " + key;
-  }
-  return "Key file contains line which is not a key-value pair, group, or comment";
-}
-
 std::string cannot_interpret(std::string_view key) {
   return std::string("Key file contains key ").append(lq).append(key).append(rq).append(
       " which has a value that cannot be interpreted.");
@@ -193,10 +151,10 @@ std::optional<std::string> load_config(const std::string& path, bool required, o
   }
   ::close(fd);
 
-  auto kf = platform::keyfile::parse(data);
-  if (!kf) return parse_error(data);
-
   std::string err;
+  auto kf = platform::keyfile::parse(data, err);
+  if (!kf) return err;
+
   auto str = [&](const char* key, auto&& assign) -> bool {
     const std::string* raw = kf->get("general", key);
     if (!raw) return true;

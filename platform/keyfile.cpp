@@ -42,7 +42,7 @@ bool valid_key_name(std::string_view k) {
 
 }  // namespace
 
-std::optional<keyfile> keyfile::parse(std::string_view data) {
+std::optional<keyfile> keyfile::parse(std::string_view data, std::string& error) {
   keyfile kf;
   std::string group;
   bool have_group = false;
@@ -55,6 +55,7 @@ std::optional<keyfile> keyfile::parse(std::string_view data) {
     std::string_view line = data.substr(pos, last ? std::string_view::npos : nl - pos);
     pos = last ? data.size() + 1 : nl + 1;
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    std::string_view whole = line;  // GLib quotes the line untrimmed
     std::size_t s = 0;
     while (s < line.size() && is_space(line[s])) ++s;
     line.remove_prefix(s);
@@ -66,7 +67,10 @@ std::optional<keyfile> keyfile::parse(std::string_view data) {
         while (t < line.size() && (line[t] == ' ' || line[t] == '\t')) ++t;
         if (t == line.size()) {
           std::string_view name = line.substr(1, close - 1);
-          if (!valid_group_name(name)) return std::nullopt;
+          if (!valid_group_name(name)) {
+            error = "Invalid group name: " + std::string(name);
+            return std::nullopt;
+          }
           group.assign(name);
           have_group = true;
           continue;
@@ -74,12 +78,23 @@ std::optional<keyfile> keyfile::parse(std::string_view data) {
       }
     }
     std::size_t eq = line.find('=');
-    if (eq == std::string_view::npos || eq == 0) return std::nullopt;
-    if (!have_group) return std::nullopt;
+    if (eq == std::string_view::npos || eq == 0) {  // GLib wants a non-empty key before '='
+      error = std::string("Key file contains line \xE2\x80\x9C")  // “
+                  .append(whole)
+                  .append("\xE2\x80\x9D which is not a key-value pair, group, or comment");  // ”
+      return std::nullopt;
+    }
+    if (!have_group) {
+      error = "Key file does not start with a group";
+      return std::nullopt;
+    }
     std::size_t kend = eq;
     while (kend > 0 && is_space(line[kend - 1])) --kend;
     std::string_view key = line.substr(0, kend);
-    if (!valid_key_name(key)) return std::nullopt;
+    if (!valid_key_name(key)) {
+      error = "Invalid key name: " + std::string(key);
+      return std::nullopt;
+    }
     std::size_t vs = eq + 1;
     while (vs < line.size() && is_space(line[vs])) ++vs;
     kf.entries_.push_back({group, std::string(key), std::string(line.substr(vs))});

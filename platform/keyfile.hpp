@@ -16,8 +16,13 @@ struct keyfile_entry {
 class keyfile {
  public:
   // nullopt when GLib would refuse the data (a line that is neither comment, group nor
-  // key=value, an invalid key or group name, a key before the first group).
-  static std::optional<keyfile> parse(std::string_view data);
+  // key=value, an invalid key or group name, a key before the first group), with the
+  // message of GLib's GError for the first refused line in `error`.
+  static std::optional<keyfile> parse(std::string_view data, std::string& error);
+  static std::optional<keyfile> parse(std::string_view data) {
+    std::string error;
+    return parse(data, error);
+  }
 
   // The value GLib would return (the last assignment wins), or nullptr.
   const std::string* get(std::string_view group, std::string_view key) const;

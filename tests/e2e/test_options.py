@@ -191,6 +191,8 @@ class DumpConf(unittest.TestCase):
             "[general]\nretry-path=2\n",
             "daemon=true\n",
             "[general]\nfoo\n",
+            "[general]\n=value\n",
+            "=value\n",
             "[general\nx=1\n",
             "[gen[eral]\nx=1\n",
             "[general]\nba[d=1\n",

@@ -27,6 +27,27 @@ TEST(PlatformKeyfile, Rejects) {
   EXPECT_TRUE(keyfile::parse("[g]\nkey with space=1\n"));
 }
 
+// GLib's GError messages for the first refused line (qemu-ga prints them for qemu-ga.conf).
+TEST(PlatformKeyfile, ErrorText) {
+  auto error_of = [](std::string_view data) {
+    std::string error;
+    EXPECT_FALSE(keyfile::parse(data, error)) << data;
+    return error;
+  };
+  EXPECT_EQ(error_of("a=1\n"), "Key file does not start with a group");
+  EXPECT_EQ(error_of("# c\n  not a pair \r\n[g]\n"),
+            "Key file contains line \xE2\x80\x9C  not a pair \xE2\x80\x9D which is not a key-value pair, "
+            "group, or comment");
+  EXPECT_EQ(error_of("=value\n"),  // an empty key is no key-value pair, even before a group
+            "Key file contains line \xE2\x80\x9C=value\xE2\x80\x9D which is not a key-value pair, group, or "
+            "comment");
+  EXPECT_EQ(error_of("[g]\n[]\n"), "Invalid group name: ");
+  EXPECT_EQ(error_of("[g]\n[gen[eral]\nx=1\n"), "Invalid group name: gen[eral");
+  EXPECT_EQ(error_of("[g]\n ba[d \t= 1\n"), "Invalid key name: ba[d");
+  EXPECT_EQ(error_of("[g]\na=1\nb\n[]\n"), "Key file contains line \xE2\x80\x9C" "b\xE2\x80\x9D which is "
+            "not a key-value pair, group, or comment");  // the first refused line is reported
+}
+
 TEST(PlatformKeyfile, NulEndsTheData) {
   auto kf = keyfile::parse(std::string_view("[g]\na=1\0garbage line\n", 20));
   ASSERT_TRUE(kf);
