@@ -97,6 +97,7 @@ struct tables {
   std::array<bool, 256> resync{};  // where recovery stops (byte is re-lexed from START)
   std::array<bool, 256> lower{};
   std::array<bool, 256> digit{};
+  std::array<bool, 256> fast_str{};  // string bytes the fast path takes: ASCII but '"' '\\' '\''
 
   constexpr tables() {
     for (int c = 0; c < 256; ++c) {
@@ -110,6 +111,7 @@ struct tables {
       }
       resync[c] = (c < 0x20 && c != '\t') || c >= 0xFE;
       lower[c] = c >= 'a' && c <= 'z';
+      fast_str[c] = c >= 0x20 && c <= 0x7E && c != '"' && c != '\\' && c != '\'';
       digit[c] = c >= '0' && c <= '9';
       if (lower[c]) start[c] = S_ALPHA;
       if (c >= '1' && c <= '9') start[c] = S_DIGIT;
@@ -668,10 +670,145 @@ struct framer::impl {
     return finish_message(e, out);
   }
 
+  // ---- fast path -------------------------------------------------------------------------
+  // Nearly every request is a small object of plain parts: ASCII strings without escapes or
+  // single quotes, integers, true/false/null, short whitespace runs. Between messages, such a
+  // message already complete in the buffer is validated here in one pass (the same grammar,
+  // duplicate keys included) and handed out without the token-by-token machinery. Anything
+  // else -- other syntax, any error, an incomplete message, deep nesting, many keys, a long
+  // whitespace run (which the general path would squeeze) -- returns false having changed
+  // nothing, and the general path takes the same bytes. So the fast path decides nothing the
+  // general path would decide differently (tests/unit/framer_test.cpp and fuzz_framer feed
+  // every input whole and byte by byte, which never completes a message here, and compare).
+  static constexpr std::size_t fast_max_bytes = 64 * 1024;
+  static constexpr int fast_max_depth = 32;
+  static constexpr std::size_t fast_max_keys = 64;
+
+  // [p, q) is the message when true; B[p] == '{'.
+  bool fast_message(std::size_t p, std::size_t& q) const {
+    const std::uint8_t* const B = bytes();
+    const std::size_t lim = std::min(end, p + fast_max_bytes);
+    struct span {
+      std::uint32_t off, len;
+    };
+    span keyv[fast_max_keys];
+    std::uint8_t first_key[fast_max_depth];
+    bool is_obj[fast_max_depth];
+    std::size_t nkeys = 0;
+    int depth = 0;
+    std::size_t i = p;
+    // Whitespace between tokens; false at the end of the input or past ws_keep bytes.
+    auto skip_ws = [&]() {
+      const std::size_t from = i;
+      while (i < lim && T.ws[B[i]]) ++i;
+      return i < lim && i - from <= ws_keep;
+    };
+    // A plain string at i (B[i] == '"'): [s, e) is its body.
+    auto string = [&](std::size_t& s, std::size_t& e) {
+      s = ++i;
+      while (i < lim && T.fast_str[B[i]]) ++i;
+      if (i >= lim || B[i] != '"') return false;
+      e = i++;
+      return true;
+    };
+    auto open = [&](bool obj) {
+      if (depth == fast_max_depth) return false;
+      is_obj[depth] = obj;
+      first_key[depth] = static_cast<std::uint8_t>(nkeys);
+      ++depth;
+      ++i;
+      return true;
+    };
+    enum { value, key, after } at = value;
+    for (;;) {
+      if (at == value) {
+        if (!skip_ws()) return false;
+        const std::uint8_t c = B[i];
+        if (c == '{' || c == '[') {
+          if (!open(c == '{')) return false;
+          if (!skip_ws()) return false;
+          if (B[i] == (c == '{' ? '}' : ']')) {
+            ++i;
+            --depth;
+            at = after;
+          } else {
+            at = c == '{' ? key : value;
+          }
+          continue;
+        }
+        if (c == '"') {
+          std::size_t s, e;
+          if (!string(s, e)) return false;
+        } else if (c == '-' || T.digit[c]) {
+          // An integer: -?(0|[1-9][0-9]*), ended by a byte that is not a digit, '.', e, E.
+          if (c == '-') ++i;
+          if (i >= lim || !T.digit[B[i]]) return false;
+          if (B[i] == '0') {
+            ++i;
+          } else {
+            while (i < lim && T.digit[B[i]]) ++i;
+          }
+          if (i >= lim || T.digit[B[i]] || B[i] == '.' || B[i] == 'e' || B[i] == 'E') return false;
+        } else if (T.lower[c]) {
+          const std::size_t s = i;
+          while (i < lim && T.lower[B[i]]) ++i;
+          if (i >= lim) return false;
+          const std::string_view kw(reinterpret_cast<const char*>(B) + s, i - s);
+          if (kw != "true" && kw != "false" && kw != "null") return false;
+        } else {
+          return false;
+        }
+        at = after;
+      } else if (at == key) {
+        if (!skip_ws() || B[i] != '"') return false;
+        std::size_t s, e;
+        if (!string(s, e) || nkeys == fast_max_keys) return false;
+        const std::size_t n = e - s;
+        for (std::size_t k = first_key[depth - 1]; k < nkeys; ++k) {
+          if (keyv[k].len == n && std::memcmp(B + keyv[k].off, B + s, n) == 0) return false;
+        }
+        keyv[nkeys++] = {static_cast<std::uint32_t>(s), static_cast<std::uint32_t>(n)};
+        if (!skip_ws() || B[i] != ':') return false;
+        ++i;
+        at = value;
+      } else {  // after a value
+        if (depth == 0) {
+          q = i;
+          return true;
+        }
+        if (!skip_ws()) return false;
+        const std::uint8_t c = B[i];
+        const bool obj = is_obj[depth - 1];
+        if (c == ',') {
+          ++i;
+          at = obj ? key : value;
+        } else if (c == (obj ? '}' : ']')) {
+          ++i;
+          nkeys = first_key[--depth];
+        } else {
+          return false;
+        }
+      }
+    }
+  }
+
   // ---- the scan loop -------------------------------------------------------------------
   bool run(frame& out) {
     const std::uint8_t* const B = bytes();
     const std::size_t E = end;
+    if (lex == lx::start && ntok == 0) {
+      // Between messages: whitespace is dropped, then a plain message may take the fast path.
+      while (scan < E && T.ws[B[scan]]) ++scan;
+      std::size_t q;
+      if (scan < E && B[scan] == '{' && fast_message(scan, q)) {
+        out.type = frame::kind::message;
+        out.text = std::string_view(buf.get() + scan, q - scan);
+        out.error = {};
+        out.extended = false;
+        scan = q;
+        return true;
+      }
+    }
     std::size_t p = scan;
     auto lexer_limit = [&]() { return p - tok_start > max_token_size; };
     auto token_limit_error = [&]() {
