@@ -137,7 +137,9 @@ int run(const options& opts) {
   sigaddset(&quit_signals, SIGINT);
   ::pthread_sigmask(SIG_BLOCK, &quit_signals, nullptr);
 
-  asio::io_context io(1);
+  // One thread runs the I/O; other threads (the worker pool) only post to it, so the
+  // per-descriptor locks can go (the scheduler's and the timers' locks stay).
+  asio::io_context io(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO);
   // Its threads start after daemonizing (fork() keeps only the calling thread).
   late_offloader pool(io.get_executor());
   platform::linux_system sys;

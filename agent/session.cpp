@@ -1,6 +1,10 @@
 #include "agent/session.hpp"
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <coroutine>
+#include <cstring>
 #include <exception>
 
 #include <boost/asio/as_tuple.hpp>
@@ -108,6 +112,8 @@ asio::awaitable<stream_end> serve(Stream& stream, session_io io) {
   boost::system::error_code ec;
   stream.non_blocking(true, ec);
   protocol::frame f;
+  constexpr int fair_reads = 16;
+  int reads_in_row = 0;
   for (;;) {
     // Frames already in the framer first: the channel may hand over input it read itself.
     bool peer_gone = false;
@@ -137,17 +143,38 @@ asio::awaitable<stream_end> serve(Stream& stream, session_io io) {
       io.out.clear();
       co_return stream_end::eof;
     }
+    // Read first, wait only on EAGAIN: the reactor is edge-triggered, and between this read
+    // and the wait nothing runs the reactor, so no edge can be lost. A pipelining client
+    // keeps the loop here; every `fair_reads` reads in a row it yields to the rest of the
+    // I/O thread (exec pipes, timers, finished offloaded commands).
     auto space = io.framer.prepare(read_chunk);
-    auto [rec, n] = co_await stream.async_read_some(asio::buffer(space.data(), space.size()), use_tuple);
-    if (rec || n == 0) {
+    ssize_t n;
+    for (;;) {
+      n = ::read(stream.native_handle(), space.data(), space.size());
+      if (n >= 0) break;
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN) break;
+      reads_in_row = 0;
+      auto [wec] = co_await stream.async_wait(Stream::wait_read, use_tuple);
+      if (wec) {  // cancelled: the agent is stopping
+        io.out.clear();
+        spdlog::debug("channel wait: {}", wec.message());
+        co_return stream_end::error;
+      }
+    }
+    if (n <= 0) {
       io.out.clear();
-      if (rec && rec != asio::error::eof && rec != asio::error::connection_reset) {
-        spdlog::debug("channel read error: {}", rec.message());
+      if (n < 0 && errno != ECONNRESET) {
+        spdlog::debug("channel read error: {}", std::strerror(errno));
         co_return stream_end::error;
       }
       co_return stream_end::eof;
     }
-    io.framer.commit(n);
+    io.framer.commit(static_cast<std::size_t>(n));
+    if (++reads_in_row == fair_reads) {
+      reads_in_row = 0;
+      co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+    }
   }
 }
 
