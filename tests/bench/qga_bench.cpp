@@ -2,7 +2,9 @@
 // socket with plain blocking syscalls, so the client costs as little as possible.
 //   qga_bench lockstep  SOCKET N [REQUEST]   N round trips, one request in flight
 //   qga_bench pipelined SOCKET N [REQUEST]   N requests written while replies are read
-//   qga_bench send      SOCKET N [REQUEST]   N lock-step requests, no timing (callgrind)
+//   qga_bench send      SOCKET N [REQUEST]   N lock-step requests 1 ms apart, no timing
+//                                            (callgrind: each request finds the agent idle,
+//                                            waiting for input, as a fleet's requests do)
 // Prints "<requests/s>" (or nothing for send). Exit status 1 on any short or bad reply.
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -97,9 +99,11 @@ int main(int argc, char** argv) {
     r.read_lines(n);
     writer.join();
   } else {
+    const bool paced = mode == "send";
     for (long i = 0; i < n; ++i) {
       write_all(fd, req.data(), req.size());
       r.read_lines(1);
+      if (paced) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
   }
   auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
