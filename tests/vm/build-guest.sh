@@ -215,6 +215,11 @@ add_elf() {
   done
 }
 add_elf "$root" "$fleetga_bin" /usr/sbin/fleetga
+# The benchmark's transport reference (static: no libraries to copy).
+if command -v cc >/dev/null; then
+  cc -O2 -static -o "$root/usr/sbin/vm-responder" "$here/responder.c"
+  strip "$root/usr/sbin/vm-responder"
+fi
 
 # Kernel modules in dependency order (read from each module's .modinfo), loaded by init with
 # insmod: the package has no modules.dep (depmod runs at install time).

@@ -200,7 +200,8 @@ class Client:
 
 
 class Guest:
-    """One QEMU guest. `agent` is "fleetga" or "qemu-ga" (needs initrd-qemu-ga.img)."""
+    """One QEMU guest. `agent` is "fleetga", "qemu-ga" (needs initrd-qemu-ga.img) or "responder"
+    (tests/vm/responder.c, in the fleetga initramfs)."""
 
     # Optional hardware and guest set-up (keyword arguments; the defaults boot the plain guest):
     #   disk      path of a raw disk image, or True for a fresh 64 MiB ext4 image in the work
@@ -254,7 +255,7 @@ class Guest:
         self.stop()
 
     def argv(self):
-        initrd = os.path.join(self.out_dir, f"initrd-{self.agent}.img")
+        initrd = os.path.join(self.out_dir, f"initrd-{'qemu-ga' if self.agent == 'qemu-ga' else 'fleetga'}.img")
         if not os.path.exists(initrd):
             raise VMError(f"no {initrd}")
         append = ["console=ttyS0", "panic=-1", "quiet", "fga.agent=" + self.agent]
@@ -331,11 +332,21 @@ class Guest:
 
     def _wait_agent(self, boot, deadline):
         """Waits for a sync reply and for the boot-th agent marker on the console."""
-        try:
-            with Client(self.sock, timeout=max(1.0, deadline - time.monotonic())) as c:
-                c.sync_delimited(boot)
-        except (TimeoutError, EOFError, OSError) as e:
-            raise VMError(f"no reply from the agent (boot {boot}): {e}" + self.diagnostics()) from None
+        if self.agent == "responder":
+            # tests/vm/responder.c answers `{"return": {}}` to every line: a ping, not a sync.
+            try:
+                with Client(self.sock, timeout=max(1.0, deadline - time.monotonic())) as c:
+                    c.send(b'{"execute":"guest-ping"}\n')
+                    if c.line() != b'{"return": {}}':
+                        raise VMError("the responder did not answer a ping" + self.diagnostics())
+            except (TimeoutError, EOFError, OSError) as e:
+                raise VMError(f"no reply from the responder: {e}" + self.diagnostics()) from None
+        else:
+            try:
+                with Client(self.sock, timeout=max(1.0, deadline - time.monotonic())) as c:
+                    c.sync_delimited(boot)
+            except (TimeoutError, EOFError, OSError) as e:
+                raise VMError(f"no reply from the agent (boot {boot}): {e}" + self.diagnostics()) from None
         self._t_reply = time.monotonic()
         while True:
             marks = MARKER.findall(self.console())
