@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/vm_sockets.h>
 #include <signal.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <termios.h>
@@ -14,6 +15,7 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -35,6 +37,8 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr auto host_wait_fallback = std::chrono::seconds(1);
 // -r: qemu-ga waits QGA_RETRY_INTERVAL (5 s) between attempts; fleetga starts faster (a
 // driver reload or hot-plug is usually over quickly) and never polls more often than 1 Hz.
+// For a device path it also watches the path's directory (inotify): when udev creates the
+// port's link again, the channel is reopened at once instead of at the next attempt.
 constexpr std::chrono::seconds retry_backoff_first{1};
 constexpr std::chrono::seconds retry_backoff_max{5};
 // A failing accept() (EMFILE, ENOBUFS) is retried after this pause, not in a loop.
@@ -257,9 +261,51 @@ open_result open_channel(const channel_config& cfg) {
   return {-1, "unsupported channel method/type: " + cfg.method};
 }
 
+// -r, a device path: something appearing in the path's directory (udev linking the port
+// again after a hot-plug or a driver reload) ends the wait between attempts early.
+class path_watch {
+ public:
+  path_watch(const asio::any_io_executor& ex, const std::string& path) : sd_(ex) {
+    const auto slash = path.rfind('/');
+    if (slash == std::string::npos) return;
+    dir_ = slash == 0 ? "/" : path.substr(0, slash);
+    int fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (fd >= 0) sd_.assign(fd);
+  }
+  // Arms the watch (the directory itself may only appear later, e.g. /dev/virtio-ports with
+  // the first port); `changed` runs once on the I/O thread when an entry is created or moved
+  // in. False when the directory can't be watched (then the wait is the timer alone).
+  template <class F>
+  bool arm(F changed) {
+    if (!sd_.is_open() || (wd_ < 0 && (wd_ = ::inotify_add_watch(sd_.native_handle(), dir_.c_str(),
+                                                                   IN_CREATE | IN_MOVED_TO)) < 0)) {
+      return false;
+    }
+    char buf[4096];
+    while (::read(sd_.native_handle(), buf, sizeof buf) > 0) {
+    }  // events of earlier waits
+    sd_.async_wait(asio::posix::stream_descriptor::wait_read, [changed](const boost::system::error_code& ec) {
+      if (!ec) changed();
+    });
+    return true;
+  }
+  void disarm() {
+    boost::system::error_code ignored;
+    sd_.cancel(ignored);
+  }
+
+ private:
+  asio::posix::stream_descriptor sd_;
+  std::string dir_;
+  int wd_ = -1;
+};
+
 asio::awaitable<void> run_channel(channel_config cfg, int fd, session_io io) {
   auto ex = co_await asio::this_coro::executor;
   asio::steady_timer wait(ex);
+  const bool device = cfg.method == "virtio-serial" || cfg.method == "isa-serial";
+  path_watch watch(ex, device && cfg.retry ? cfg.path.value_or("") : std::string());
+  bool changed = false;  // in the frame: a late `changed` callback may still set it
   auto backoff = retry_backoff_first;
   for (;;) {
     if (fd < 0) {
@@ -290,9 +336,16 @@ asio::awaitable<void> run_channel(channel_config cfg, int fd, session_io io) {
     }
     spdlog::warn("waiting for channel path...");
     wait.expires_after(backoff);
+    // A late callback (the event and the timer together) only cuts the next wait short.
+    changed = false;
+    const bool watching = device && cfg.retry && watch.arm([&wait, &changed] {
+      changed = true;
+      wait.cancel();
+    });
     auto [ec] = co_await wait.async_wait(use_tuple);
-    if (ec) co_return;
-    backoff = std::min(backoff * 2, retry_backoff_max);
+    if (watching) watch.disarm();
+    if (ec && !changed) co_return;  // the agent is stopping
+    backoff = changed ? retry_backoff_first : std::min(backoff * 2, retry_backoff_max);
   }
 }
 

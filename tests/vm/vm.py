@@ -212,12 +212,19 @@ class Guest:
     #   reboot    let a guest reboot restart the machine (no -no-reboot); see wait_reboot()
     #   no_hwclock  boot without hwclock in the guest; guest_date: "@SECONDS" for the system
     #             clock (the RTC keeps the host's time)
+    #   qmp       a QMP monitor on a unix socket in the work dir, for qmp() (device_del/add of
+    #             the port, id "qgaport" on bus "vser0.0")
+    #   hotplug   the guest keeps /dev/virtio-ports/<name> up to date as ports come and go,
+    #             as udev does (init polls sysfs every 100 ms; without it the links are made
+    #             once at boot)
     DEFAULT_MAC = "52:54:00:12:34:56"
 
     def __init__(self, out_dir, agent="fleetga", agent_args=(), memory=512, boot_timeout=60,
                  workdir=None, extra_append="", lock_path=None, kernel=None, disk=None, net=False,
-                 smp=1, reboot=False, no_hwclock=False, guest_date=None):
+                 smp=1, reboot=False, no_hwclock=False, guest_date=None, qmp=False, hotplug=False):
         self.disk = disk
+        self.use_qmp = qmp
+        self.hotplug = hotplug
         self.mac = (self.DEFAULT_MAC if net is True else net) or None
         self.smp = smp
         self.allow_reboot = reboot
@@ -267,6 +274,8 @@ class Guest:
             append.append("fga.nohwclock")
         if self.guest_date:
             append.append("fga.date=" + self.guest_date)
+        if self.hotplug:
+            append.append("fga.hotplug")
         if self.extra_append:
             append.append(self.extra_append)
         argv = [QEMU, "-nodefaults", "-nographic", "-monitor", "none"]
@@ -278,9 +287,11 @@ class Guest:
         argv += ["-kernel", os.path.join(self.out_dir, self.kernel), "-initrd", initrd,
                  "-append", " ".join(append),
                  "-serial", "file:" + self.console_path,
-                 "-device", "virtio-serial-pci",
+                 "-device", "virtio-serial-pci,id=vser0",
                  "-chardev", f"socket,id=qga0,path={self.sock},server=on,wait=off",
-                 "-device", f"virtserialport,chardev=qga0,name={PORT_NAME}"]
+                 "-device", f"virtserialport,chardev=qga0,name={PORT_NAME},id=qgaport,bus=vser0.0"]
+        if self.use_qmp:
+            argv += ["-qmp", f"unix:{self.qmp_path},server=on,wait=off"]
         if self.disk_path:
             argv += ["-drive", f"file={self.disk_path},if=none,id=disk0,format=raw,discard=unmap",
                      "-device", "virtio-blk-pci,drive=disk0"]
@@ -292,6 +303,7 @@ class Guest:
     def start(self):
         self.workdir = self.given_workdir or tempfile.mkdtemp(prefix="fleetga-vm.")
         self.sock = os.path.join(self.workdir, "qga.sock")
+        self.qmp_path = os.path.join(self.workdir, "qmp.sock")
         self.console_path = os.path.join(self.workdir, "console.log")
         for p in (self.sock, self.console_path):
             if os.path.exists(p):
@@ -428,6 +440,34 @@ class Guest:
 
     def connect(self, timeout=10.0):
         return Client(self.sock, timeout)
+
+    def qmp(self, execute, arguments=None, timeout=10.0):
+        """One QMP command on a fresh monitor connection (needs qmp=True); returns its
+        "return" value, raises VMError on an "error" reply. Events are skipped."""
+        deadline = time.monotonic() + timeout
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(self.qmp_path)
+            f = s.makefile("rwb")
+
+            def reply():
+                while True:
+                    if time.monotonic() > deadline:
+                        raise VMError(f"QMP {execute}: no reply in {timeout} s")
+                    line = f.readline()
+                    if not line:
+                        raise VMError(f"QMP {execute}: monitor closed")
+                    msg = json.loads(line)
+                    if "return" in msg or "error" in msg or "QMP" in msg:
+                        return msg
+            reply()  # greeting
+            for cmd, args in (("qmp_capabilities", None), (execute, arguments)):
+                f.write(json.dumps({"execute": cmd, **({"arguments": args} if args else {})}).encode() + b"\n")
+                f.flush()
+                msg = reply()
+                if "error" in msg:
+                    raise VMError(f"QMP {cmd}: {msg['error']}")
+            return msg["return"]
 
     def qemu_cpu_seconds(self):
         """utime+stime of the QEMU process (host side), seconds."""
