@@ -219,6 +219,9 @@ add_elf "$root" "$fleetga_bin" /usr/sbin/fleetga
 if command -v cc >/dev/null; then
   cc -O2 -static -o "$root/usr/sbin/vm-responder" "$here/responder.c"
   strip "$root/usr/sbin/vm-responder"
+  # test_vsock.py's AF_VSOCK client (talks to an agent over the vsock_loopback transport).
+  cc -O2 -static -Wall -o "$root/usr/sbin/vsock-client" "$here/vsock_client.c"
+  strip "$root/usr/sbin/vsock-client"
 fi
 
 # Kernel modules in dependency order (read from each module's .modinfo), loaded by init with
@@ -231,6 +234,9 @@ wanted = ['virtio_pci', 'virtio_console', 'virtio_blk', 'virtio_net']
 # softdep on crypto-crc32c would make the kernel call /sbin/modprobe, which this guest lacks,
 # so the generic crc32c (no SSE4.2 under TCG's default CPU) is loaded up front.
 wanted_disk = ['crc32c_generic', 'ext4']
+# Never loaded by init: test_vsock.py insmods them with guest-exec (the in-guest vsock
+# loopback transport, CID 1; the host has no vhost-vsock for a virtio-vsock device).
+wanted_vsock = ['vsock_loopback']
 paths = {}
 for d, _, files in os.walk(src):
     for f in files:
@@ -253,7 +259,11 @@ for m in wanted:
 base = list(order)
 for m in wanted_disk:
     visit(m)
-for name, mods in (('load-order', base), ('load-order-disk', order[len(base):])):
+disk = order[len(base):]
+for m in wanted_vsock:
+    visit(m)
+vsock = order[len(base) + len(disk):]
+for name, mods in (('load-order', base), ('load-order-disk', disk), ('load-order-vsock', vsock)):
     with open(os.path.join(dst, name), 'w') as lst:
         for m in mods:
             shutil.copy(paths[m], os.path.join(dst, m + '.ko'))
