@@ -156,6 +156,16 @@ std::int64_t histogram::quantile(double q) const {
   return max_;
 }
 
+std::string histogram::json_buckets() const {
+  std::string out = "[";
+  for (std::size_t i = 0; i < buckets; ++i) {
+    if (c_[i] == 0) continue;
+    if (out.size() > 1) out += ", ";
+    fmt::format_to(std::back_inserter(out), "[{}, {}]", std::min(upper(i), max_), c_[i]);
+  }
+  return out + "]";
+}
+
 std::string fmt_ns(std::int64_t ns) {
   if (ns < 1000) return fmt::format("{}ns", ns);
   if (ns < 1000000) return fmt::format("{:.1f}us", static_cast<double>(ns) / 1e3);

@@ -56,6 +56,9 @@ class histogram {
   std::int64_t max() const { return max_; }
   std::int64_t min() const { return n_ ? min_ : 0; }
   double mean() const { return n_ ? static_cast<double>(sum_ / static_cast<long double>(n_)) : 0.0; }
+  // The non-empty buckets as JSON, [[upper edge ns, count], ...]: runs can be merged later
+  // (quantile() of a merge is the quantile of the merged runs).
+  std::string json_buckets() const;
 
  private:
   static std::size_t index(std::uint64_t v);

@@ -1185,10 +1185,10 @@ int cmd_load(int argc, char** argv) {
                    static_cast<double>(total.count) / el_s, connects, stale, handshake_desyncs);
     auto obj = [&](const cmd_stats& s) {
       return fmt::format("{{\"count\": {}, \"errors\": {}, \"desyncs\": {}, \"lost\": {}, \"p50_us\": {:.2f}, \"p99_us\": {:.2f}, "
-                         "\"p999_us\": {:.2f}, \"max_us\": {:.2f}, \"mean_us\": {:.2f}, \"rate\": {:.1f}}}",
+                         "\"p999_us\": {:.2f}, \"max_us\": {:.2f}, \"mean_us\": {:.2f}, \"rate\": {:.1f}, \"hist_ns\": {}}}",
                          s.count, s.errors, s.desyncs, s.lost, us(s.lat.quantile(0.5)), us(s.lat.quantile(0.99)),
                          us(s.lat.quantile(0.999)), us(s.lat.max()), s.lat.mean() / 1000.0,
-                         static_cast<double>(s.count) / el_s);
+                         static_cast<double>(s.count) / el_s, s.lat.json_buckets());
     };
     out += "\"commands\": {";
     bool first = true;
