@@ -51,6 +51,7 @@ struct load_opts {
   int depth = 64;
   double rate = 0;  // per agent, requests/s; 0 = flat out
   double duration = 0;
+  double warmup = 0;
   long long requests = 0;
   double timeout = 5;
   double max_duration = 300;
@@ -109,6 +110,7 @@ struct agent_info {
 struct shared_run {
   const load_opts* o = nullptr;
   std::int64_t t0 = 0, stop_at = 0;
+  std::int64_t record_from = 0;  // replies before this (--warmup) only count when they fail
   std::atomic<long long> budget{0};  // requests left when --requests was given
   bool limited = false;
   std::atomic<bool> stop{false};
@@ -159,6 +161,10 @@ struct client {
   }
 
   void record(std::size_t cmd, std::int64_t lat_ns, bool error, bool desync) {
+    if (run.record_from && now_ns() < run.record_from) {
+      if (desync) record_desync_only(cmd);
+      return;
+    }
     auto& c = st.per_cmd[cmd];
     ++c.count;
     c.lat.add(lat_ns);
@@ -984,6 +990,7 @@ int cmd_load(int argc, char** argv) {
     else if (a == "--depth") o.depth = static_cast<int>(parse_count(val(), a));
     else if (a == "--rate") o.rate = parse_seconds(val(), a);
     else if (a == "--duration") o.duration = parse_seconds(val(), a);
+    else if (a == "--warmup") o.warmup = parse_seconds(val(), a);
     else if (a == "--requests") o.requests = parse_count(val(), a);
     else if (a == "--timeout") o.timeout = parse_seconds(val(), a);
     else if (a == "--max-duration") o.max_duration = parse_seconds(val(), a);
@@ -1093,7 +1100,8 @@ int cmd_load(int argc, char** argv) {
   struct rusage ru0;
   ::getrusage(RUSAGE_SELF, &ru0);
   run.t0 = now_ns();
-  run.stop_at = run.t0 + static_cast<std::int64_t>(o.duration * 1e9);
+  if (o.warmup > 0) run.record_from = run.t0 + static_cast<std::int64_t>(o.warmup * 1e9);
+  run.stop_at = std::max(run.t0, run.record_from) + static_cast<std::int64_t>(o.duration * 1e9);
   for (std::size_t ai = 0, ci = 0; ai < agents.size(); ++ai)
     for (int k = 0; k < o.clients; ++k, ++ci) {
       auto& io = *ios[ai % static_cast<std::size_t>(nthreads)];
@@ -1137,7 +1145,7 @@ int cmd_load(int argc, char** argv) {
     }
   }
   for (auto& th : threads) th.join();
-  const std::int64_t elapsed = now_ns() - run.t0;
+  const std::int64_t elapsed = now_ns() - std::max(run.t0, run.record_from);
   struct rusage ru1;
   ::getrusage(RUSAGE_SELF, &ru1);
   auto secs = [](const timeval& a, const timeval& b) {

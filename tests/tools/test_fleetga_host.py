@@ -246,6 +246,21 @@ class Load(unittest.TestCase):
             self.assertGreater(rep["total"]["count"], 150)
             self.assertLess(rep["total"]["count"], 450)
 
+    def test_warmup_is_run_but_not_recorded(self):
+        with qga.Agent(qga.FLEETGA) as a:
+            a.connect().close()
+            t = time.monotonic()
+            rc, rep, err = load_json("--agent", a.sock, "--warmup", "1", "--duration", "1", "--rate", "200")
+            took = time.monotonic() - t
+            self.assertEqual(rc, 0, (rep, err))
+            self.assertGreater(took, 1.9)  # the warm-up ran
+            # Only the second after the warm-up counts: about 200 requests, not 400.
+            self.assertGreater(rep["total"]["count"], 100)
+            self.assertLess(rep["total"]["count"], 300)
+            self.assertLess(rep["duration_s"], 1.5)
+            # The histogram that lets runs be merged covers exactly the counted replies.
+            self.assertEqual(sum(c for _, c in rep["total"]["hist_ns"]), rep["total"]["count"])
+
     def test_never_answering_agent_ends_with_a_report(self):
         with FakeAgent(lambda r: None) as f:
             t = time.monotonic()
