@@ -54,7 +54,8 @@ std::optional<keyfile> keyfile::parse(std::string_view data, std::string& error)
     bool last = nl == std::string_view::npos;
     std::string_view line = data.substr(pos, last ? std::string_view::npos : nl - pos);
     pos = last ? data.size() + 1 : nl + 1;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    // GLib drops the '\r' of a "\r\n" only: an unterminated last line keeps it.
+    if (!last && !line.empty() && line.back() == '\r') line.remove_suffix(1);
     std::string_view whole = line;  // GLib quotes the line untrimmed
     std::size_t s = 0;
     while (s < line.size() && is_space(line[s])) ++s;

@@ -196,6 +196,9 @@ class DumpConf(unittest.TestCase):
             "[general\nx=1\n",
             "[gen[eral]\nx=1\n",
             "[general]\nba[d=1\n",
+            "[general]\r\npath=/crlf\r\nverbose=true\r\n",
+            "[general]\r\npath=/last-line-cr\r",
+            "[general]\npath=/p\nlogfile=/no-newline",
         ]
         argsets = [[], ["-p", "/x", "-b", "c,d", "-v", "-r", "-t", "/t"], ["-m", "unix-listen"],
                    ["-F", "-l", "/log", "-f", "/pid", "-d"], ["-m", "foo", "-p", "/p"], ["-F/hook"]]
