@@ -62,6 +62,7 @@ struct load_opts {
   bool ids = true;
   bool allow_unsafe = false;
   bool allow_freeze = false;
+  double hold = 2;  // backup-window: seconds frozen per window
   scenario scen = scenario::none;
   std::uint64_t seed = 0;
 };
@@ -91,6 +92,7 @@ struct thread_stats {
   std::vector<cmd_stats> per_cmd;
   single_writer_counter replies, errors, desyncs, lost;
   std::uint64_t connects = 0, stale = 0;
+  std::uint64_t windows = 0;  // backup windows completed (frozen, held, thawed)
   std::uint64_t handshake_desyncs = 0;  // a sync handshake that saw only wrong ids, then timed out
 };
 
@@ -822,27 +824,55 @@ struct client {
           break;
         }
         case scenario::backup_window: {
-          // PVE backup: ping, fsfreeze-status, freeze, hold 2 s while pollers keep asking
-          // fsfreeze-status (every 0.2 s) and users, thaw; a window every 10 s.
+          // PVE backup (clients.md 5.3): ping, fsfreeze-status, freeze, hold --hold seconds
+          // while pollers keep asking fsfreeze-status and users every 0.2 s, thaw; a window
+          // every max(10 s, hold + 5 s). A real agent must say "frozen" all through the hold
+          // (not e.g. auto-thaw under the backup), answer users or refuse them as disabled, and
+          // say "thawed" after the thaw: anything else is an agent problem.
           if (!c.is_open() && !(co_await open(c))) {
             if (failed()) co_return;
             continue;
           }
           const std::int64_t t0 = now_ns();
-          bool good = co_await op(c, sid("guest-ping"), "guest-ping", "") &&
-                      co_await op(c, sid("guest-fsfreeze-status"), "guest-fsfreeze-status", "") &&
-                      co_await op(c, sid("guest-fsfreeze-freeze"), "guest-fsfreeze-freeze", "");
-          for (int k = 0; good && k < 10; ++k) {
-            co_await sleep_until(t, now_ns() + 200'000'000);
-            good = co_await op(c, sid("guest-fsfreeze-status"), "guest-fsfreeze-status", "") &&
-                   co_await op(c, sid("guest-get-users"), "guest-get-users", "");
+          const auto hold_ns = static_cast<std::int64_t>(run.o->hold * 1e9);
+          std::string reply;
+          auto check = [&](bool ok, std::string_view what) {
+            if (!ok) agent.problem(fmt::format("backup window: {} answered {}", what, reply.substr(0, 200)));
+            return ok;
+          };
+          auto is_error = [&] { return reply.find("\"error\"") != std::string::npos; };
+          auto says = [&](std::string_view state) {
+            return reply.find(fmt::format("\"return\": \"{}\"", state)) != std::string::npos;
+          };
+          // One co_await per statement: GCC 12 mis-sequences co_await inside && chains.
+          bool good = co_await op(c, sid("guest-ping"), "guest-ping", "");
+          if (good) good = co_await op(c, sid("guest-fsfreeze-status"), "guest-fsfreeze-status", "");
+          if (good) good = co_await op(c, sid("guest-fsfreeze-freeze"), "guest-fsfreeze-freeze", "", &reply);
+          if (good) good = check(!is_error(), "guest-fsfreeze-freeze");
+          const std::int64_t frozen_at = now_ns();
+          while (good && !run.should_stop() && now_ns() < frozen_at + hold_ns) {
+            co_await sleep_until(t, std::min(now_ns() + 200'000'000, frozen_at + hold_ns));
+            good = co_await op(c, sid("guest-fsfreeze-status"), "guest-fsfreeze-status", "", &reply);
+            if (good) good = check(!says("thawed") && !is_error(), "guest-fsfreeze-status while frozen");
+            if (good) good = co_await op(c, sid("guest-get-users"), "guest-get-users", "", &reply);
+            if (good)
+              good = check(!is_error() || reply.find("\"CommandNotFound\"") != std::string::npos,
+                           "guest-get-users while frozen");
           }
-          // Always try to thaw, even after a failure above.
+          // Always try to thaw, even after a failure above (also when the run ends mid-hold).
           if (!c.is_open()) (void)co_await open(c);
-          if (c.is_open()) good = co_await op(c, sid("guest-fsfreeze-thaw"), "guest-fsfreeze-thaw", "") && good;
+          bool thawed = c.is_open();
+          if (thawed) thawed = co_await op(c, sid("guest-fsfreeze-thaw"), "guest-fsfreeze-thaw", "", &reply);
+          if (thawed) thawed = check(!is_error(), "guest-fsfreeze-thaw");
+          if (thawed) thawed = co_await op(c, sid("guest-fsfreeze-status"), "guest-fsfreeze-status", "", &reply);
+          if (thawed) thawed = check(!says("frozen"), "guest-fsfreeze-status after the thaw");
+          good = thawed && good;
           if (!good && failed()) co_return;
-          if (good) failures = 0;
-          co_await sleep_until(t, t0 + 10'000'000'000LL);
+          if (good) {
+            failures = 0;
+            ++st.windows;
+          }
+          co_await sleep_until(t, t0 + std::max<std::int64_t>(10'000'000'000LL, hold_ns + 5'000'000'000LL));
           break;
         }
         case scenario::none:
@@ -1004,6 +1034,7 @@ int cmd_load(int argc, char** argv) {
     else if (a == "--seed") o.seed = static_cast<std::uint64_t>(parse_count(val(), a));
     else if (a == "--allow-unsafe") o.allow_unsafe = true;
     else if (a == "--allow-freeze") o.allow_freeze = true;
+    else if (a == "--hold") o.hold = parse_seconds(val(), a);
     else if (a == "--scenario") {
       std::string s = val();
       scenario_name = s;
@@ -1040,11 +1071,13 @@ int cmd_load(int argc, char** argv) {
     if (is_no_reply_command(m.command)) throw usage_error(m.command + " answers nothing on success: not usable in a load mix");
     if (is_unsafe_command(m.command) && !o.allow_unsafe)
       throw usage_error(m.command + " changes the system the agent runs on: add --allow-unsafe if you mean it");
-    if (m.command.rfind("guest-fsfreeze-freeze", 0) == 0 && (!o.allow_freeze || o.spawn.empty()))
-      throw usage_error("freeze only runs with --allow-freeze against --spawn'ed agents");
+    if (m.command.rfind("guest-fsfreeze-freeze", 0) == 0 && !o.allow_freeze)
+      throw usage_error("freeze only runs with --allow-freeze (against a test guest or --spawn'ed agents)");
   }
-  if (o.scen == scenario::backup_window && (!o.allow_freeze || o.spawn.empty()))
-    throw usage_error("backup-window freezes filesystems: only with --allow-freeze against --spawn'ed agents");
+  if (o.scen == scenario::backup_window && !o.allow_freeze)
+    throw usage_error("backup-window freezes the agent's filesystems: add --allow-freeze, and point it at a "
+                      "test guest or --spawn'ed agents only");
+  if (o.hold <= 0 || o.hold > 3600) throw usage_error("--hold: seconds, more than 0 and at most 3600");
 
   // A socket per client plus the spawned agents' files: lift the soft descriptor limit.
   if (struct rlimit rl; ::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -1157,9 +1190,10 @@ int cmd_load(int argc, char** argv) {
   // Merge.
   std::vector<cmd_stats> per_cmd(run.cmd_names.size());
   cmd_stats total;
-  std::uint64_t connects = 0, stale = 0, handshake_desyncs = 0;
+  std::uint64_t connects = 0, stale = 0, handshake_desyncs = 0, windows = 0;
   for (auto& s : stats) {
     handshake_desyncs += s->handshake_desyncs;
+    windows += s->windows;
     for (std::size_t i = 0; i < per_cmd.size(); ++i) per_cmd[i].merge(s->per_cmd[i]);
     connects += s->connects;
     stale += s->stale;
@@ -1178,6 +1212,10 @@ int cmd_load(int argc, char** argv) {
       any_agent_problem = true;
     }
   if (hard_stopped) problems.push_back("hard stop: clients still busy at duration + timeout + 3 s; report is partial");
+  if (o.scen == scenario::backup_window && windows == 0) {
+    problems.push_back("backup-window: no window completed (freeze, hold, thaw)");
+    any_agent_problem = true;
+  }
   const double el_s = static_cast<double>(elapsed) / 1e9;
   const bool good = total.desyncs == 0 && total.lost == 0 && !any_agent_problem && !hard_stopped && total.count > 0;
   std::string styles;
@@ -1191,6 +1229,8 @@ int cmd_load(int argc, char** argv) {
                    "\"depth\": {}, \"duration_s\": {:.3f}, \"replies\": {}, \"throughput\": {:.1f}, \"connects\": {}, \"stale_skipped\": {}, \"handshake_desyncs\": {}, ",
                    styles, agents.size(), o.clients, o.rate, o.depth, el_s, total.count,
                    static_cast<double>(total.count) / el_s, connects, stale, handshake_desyncs);
+    if (o.scen == scenario::backup_window)
+      fmt::format_to(std::back_inserter(out), "\"backup_windows\": {}, \"hold_s\": {}, ", windows, o.hold);
     auto obj = [&](const cmd_stats& s) {
       return fmt::format("{{\"count\": {}, \"errors\": {}, \"desyncs\": {}, \"lost\": {}, \"p50_us\": {:.2f}, \"p99_us\": {:.2f}, "
                          "\"p999_us\": {:.2f}, \"max_us\": {:.2f}, \"mean_us\": {:.2f}, \"rate\": {:.1f}, \"hist_ns\": {}}}",
@@ -1240,6 +1280,8 @@ int cmd_load(int argc, char** argv) {
     row("TOTAL", total);
     fmt::format_to(std::back_inserter(out), "connections {}, stale replies skipped {}, handshake desyncs {}\n", connects, stale,
                    handshake_desyncs);
+    if (o.scen == scenario::backup_window)
+      fmt::format_to(std::back_inserter(out), "backup windows completed (freeze, {} s frozen, thaw): {}\n", o.hold, windows);
     fmt::format_to(std::back_inserter(out), "fleetga-host CPU: {:.3f} s user + {:.3f} s sys = {:.0f} ns per reply\n", user_s,
                    sys_s, total.count ? (user_s + sys_s) * 1e9 / static_cast<double>(total.count) : 0.0);
     for (auto& p : problems) out += "problem: " + p + "\n";

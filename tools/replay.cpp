@@ -371,17 +371,26 @@ asio::awaitable<void> play(connection& c, replay_state& st, const replay_opts& o
   asio::steady_timer pacer(ex);
   auto& ids = st.ids;
   simdjson::dom::parser mp;
-  // A file-open/exec reply teaches the new handle/pid for the recorded one.
-  auto learn = [&](const reply_expect& rp, const byte_splitter::item& g) {
-    if (rp.request < 0 || !rp.is_json || !g.is_json) return;
+  // The handle (guest-file-open) or pid (guest-exec) the reply `json` gives, for a reply to
+  // one of those two; "" as the key otherwise.
+  auto taught = [&](const reply_expect& rp, std::string_view json) -> std::pair<std::string_view, std::int64_t> {
+    if (rp.request < 0 || !rp.is_json) return {};
     const auto& rq = c.reqs[static_cast<std::size_t>(rp.request)];
     const bool open = rq.command == "guest-file-open", exec = rq.command == "guest-exec";
-    if (!open && !exec) return;
-    std::int64_t old_v, new_v;
+    if (!open && !exec) return {};
+    std::int64_t v;
     simdjson::dom::element e;
-    if (mp.parse(rp.bytes).get(e) || (open ? e["return"].get(old_v) : e["return"]["pid"].get(old_v))) return;
-    if (mp.parse(g.bytes).get(e) || (open ? e["return"].get(new_v) : e["return"]["pid"].get(new_v))) return;
-    ids[{open ? "handle" : "pid", old_v}] = new_v;
+    if (mp.parse(json).get(e) || (open ? e["return"].get(v) : e["return"]["pid"].get(v))) return {};
+    return {open ? "handle" : "pid", v};
+  };
+  // A file-open/exec reply teaches the new handle/pid for the recorded one.
+  auto learn = [&](const reply_expect& rp, const byte_splitter::item& g) {
+    if (!g.is_json) return;
+    const auto [key, old_v] = taught(rp, rp.bytes);
+    if (key.empty()) return;
+    const auto [key2, new_v] = taught(rp, g.bytes);
+    if (key2.empty()) return;
+    ids[{std::string(key), old_v}] = new_v;
   };
   auto outgoing = [&](const request_item& rq) -> std::string {
     if (rq.map_key.empty()) return rq.bytes;
@@ -468,18 +477,51 @@ asio::awaitable<void> play(connection& c, replay_state& st, const replay_opts& o
       }
     }
   } else {
-    // Write everything (paced) while reading.
-    bool write_failed = false;
+    // Write everything (paced) while reading. A request whose recorded handle/pid is taught by
+    // a file-open/exec of this connection is held back until that reply has been taken (the
+    // reply index in teacher[i]); everything else goes out without waiting.
+    std::vector<std::ptrdiff_t> teacher(c.reqs.size(), -1);
+    {
+      // (handle|pid, recorded value) -> (request, reply) of the latest file-open/exec so far.
+      std::map<std::pair<std::string, std::int64_t>, std::pair<int, std::size_t>> latest;
+      std::size_t k = 0;
+      for (std::size_t i = 0; i < c.reqs.size(); ++i) {
+        // Replies are attributed in request order: take in those of the requests before i.
+        for (; k < c.replies.size() && c.replies[k].request < static_cast<int>(i); ++k) {
+          const auto [key, old_v] = taught(c.replies[k], c.replies[k].bytes);
+          if (key.empty()) continue;
+          auto [it, fresh] = latest.try_emplace({std::string(key), old_v}, c.replies[k].request, k);
+          if (!fresh && it->second.first != c.replies[k].request) it->second = {c.replies[k].request, k};
+        }
+        const auto& rq = c.reqs[i];
+        if (rq.map_key.empty()) continue;
+        if (auto it = latest.find({rq.map_key, rq.map_old}); it != latest.end())
+          teacher[i] = static_cast<std::ptrdiff_t>(it->second.second);
+      }
+    }
+    bool write_failed = false, reading_done = false, resyncing = false;
+    std::ptrdiff_t held = -1;  // the request the writer holds back for its handle/pid
     int left = 1;
-    asio::steady_timer done(ex);
+    asio::steady_timer done(ex), taken(ex), p2(ex);
     asio::co_spawn(ex, [&]() -> asio::awaitable<void> {
-      asio::steady_timer p2(ex);
-      for (auto& rq : c.reqs) {
+      for (std::size_t i = 0; i < c.reqs.size() && !reading_done; ++i) {
+        auto& rq = c.reqs[i];
         if (o.speed > 0) {
           p2.expires_at(to_tp(t0 + static_cast<std::int64_t>((rq.t - t_base) / o.speed * 1e9)));
           co_await p2.async_wait(use_tuple);
         }
-        auto [ec, n] = co_await asio::async_write(conn.sock, asio::buffer(rq.bytes), use_tuple);
+        // The reader wakes this after every reply it takes and when it stops, and its reads
+        // have deadlines: this wait ends.
+        while (!reading_done &&
+               (resyncing || (teacher[i] >= 0 && next_reply <= static_cast<std::size_t>(teacher[i])))) {
+          held = static_cast<std::ptrdiff_t>(i);
+          taken.expires_at(asio::steady_timer::time_point::max());
+          co_await taken.async_wait(use_tuple);
+        }
+        held = -1;
+        if (reading_done) break;
+        const std::string bytes = outgoing(rq);
+        auto [ec, n] = co_await asio::async_write(conn.sock, asio::buffer(bytes), use_tuple);
         if (ec) {
           write_failed = true;
           break;
@@ -493,16 +535,46 @@ asio::awaitable<void> play(connection& c, replay_state& st, const replay_opts& o
     boost::system::error_code ec;
     const double span = c.reqs.empty() ? 0 : (o.speed > 0 ? (c.reqs.back().t - t_base) / o.speed : 0);
     std::int64_t deadline = now_ns() + tmo + static_cast<std::int64_t>(span * 1e9);
-    while (got.size() < c.replies.size()) {
-      const std::size_t before = got.size();
-      ec = co_await fill(before + 1, deadline);
+    while (next_reply < c.replies.size()) {
+      ec = co_await fill(1, deadline);
+      if (!got.empty()) {
+        while (next_reply < c.replies.size() && !got.empty()) {
+          learn(c.replies[next_reply], got.front());
+          st.check(c, c.replies[next_reply++], got.front());
+          got.pop_front();
+        }
+        taken.cancel();
+      }
+      if (ec == asio::error::timed_out && held >= 0) {
+        // The writer waits for a handle/pid that did not come: as lock-step does, the replies
+        // of what was sent are missing, the connection is re-synchronised, and the held-back
+        // request goes on with its recorded value.
+        resyncing = true;
+        std::size_t upto = next_reply;
+        for (std::size_t k = next_reply; k < c.replies.size(); ++k)
+          if (c.replies[k].request >= 0 && c.replies[k].request < held) upto = k + 1;
+        report_missing(upto, ec_text(ec));
+        got.clear();
+        sp = byte_splitter();
+        conn.close();
+        if (auto e2 = co_await conn.connect(o.agent, now_ns() + tmo); e2 ||
+            (e2 = co_await conn.sync_delimited(random_seed(), now_ns() + tmo))) {
+          st.problem(fmt::format("connection {}: cannot resynchronise: {}", c.conn, ec_text(e2)));
+          st.fatal = true;
+          report_missing(c.replies.size(), "connection lost");
+          break;
+        }
+        resyncing = false;
+        deadline = std::max(deadline, now_ns() + tmo);
+        taken.cancel();
+        continue;
+      }
       if (ec) break;
       deadline = std::max(deadline, now_ns() + tmo);
     }
-    while (next_reply < c.replies.size() && !got.empty()) {
-      st.check(c, c.replies[next_reply++], got.front());
-      got.pop_front();
-    }
+    reading_done = true;
+    taken.cancel();
+    p2.cancel();
     if (next_reply < c.replies.size()) report_missing(c.replies.size(), write_failed ? "write failed" : ec_text(ec));
     conn.close();
     while (left > 0) {
@@ -542,9 +614,10 @@ int cmd_replay(int argc, char** argv) {
                    "  Sends the h2a lines of FILE (sync ids rewritten) and checks the agent's replies against\n"
                    "  the a2h lines: exactly, or by shape for volatile commands (time, load, stats, users, pids,\n"
                    "  interfaces, fsinfo; --shape: all). Lock-step (default) waits for each request's replies;\n"
-                   "  --pipeline sends everything at once. --speed X keeps the recorded timing X times faster\n"
-                   "  (default: no delays). Exit: 0 all replies match, 1 mismatch/missing/extra, 2 bad file,\n"
-                   "  3 agent unreachable.\n";
+                   "  --pipeline sends without waiting for replies, except that a request using a file handle\n"
+                   "  or exec pid waits for the file-open/exec reply that gives it. --speed X keeps the\n"
+                   "  recorded timing X times faster (default: no delays). Exit: 0 all replies match,\n"
+                   "  1 mismatch/missing/extra, 2 bad file, 3 agent unreachable.\n";
       return ok;
     } else if (a.size() > 1 && a[0] == '-') throw usage_error("unknown option " + a);
     else if (o.file.empty()) o.file = a;

@@ -44,8 +44,9 @@ inline constexpr const char* load_usage =
     "  --threads T        client threads (default 1)\n"
     "  --json             report as JSON;  --quiet: no progress lines\n"
     "  --allow-unsafe     permit state-changing commands in a mix; freeze also needs\n"
-    "                     --allow-freeze and --spawn\n"
+    "                     --allow-freeze (point it at a test guest or --spawn'ed agents only)\n"
     "  --scenario NAME    backup-window | boot-storm | exec-poll | timeouts | disconnects\n"
+    "  --hold S           backup-window: seconds frozen per window (default 2; clients.md: 1-30)\n"
     "  Exit: 0 no desyncs/lost replies/agent problems, 1 otherwise, 2 usage, 3 no agent reachable.\n";
 
 }  // namespace fleetga::host

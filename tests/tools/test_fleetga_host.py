@@ -4,6 +4,7 @@ answer. Only read-only commands are ever sent to a real agent (the default mix i
 
 FLEETGA_BIN and FLEETGA_HOST name the binaries (ctest sets both); QEMU_GA_BIN the reference
 agent (default /usr/sbin/qemu-ga; its tests are skipped when it is missing)."""
+import base64
 import json
 import os
 import shutil
@@ -372,15 +373,57 @@ class Load(unittest.TestCase):
             self.assertGreater(rep["stale_skipped"], 0)
             self.assertGreater(rep["commands"]["resync (0xFF + guest-sync-delimited)"]["count"], 0)
 
-    def test_backup_window_only_against_spawned_responders(self):
-        rc, out, err = host("load", "--agent", "/nonexistent", "--scenario", "backup-window", "--allow-freeze")
+    def test_backup_window_needs_allow_freeze_and_checks_the_replies(self):
+        rc, out, err = host("load", "--agent", "/nonexistent", "--scenario", "backup-window")
         self.assertEqual(rc, 2)
+        self.assertIn("--allow-freeze", err)
         # The responder answers {} to everything and touches nothing: safe to freeze.
         rc, rep, err = load_json("--spawn", f"{HOST} responder {{sock}}", "--agents", 2, "--allow-freeze",
                                  "--scenario", "backup-window", "--duration", 1.5)
         self.assertEqual(rc, 0, (rep, err))
         self.assertEqual(rep["commands"]["guest-fsfreeze-freeze"]["count"], 2)
         self.assertEqual(rep["commands"]["guest-fsfreeze-thaw"]["count"], 2)
+        self.assertEqual(rep["backup_windows"], 2)
+
+        def freezing_agent(thaws_by_itself_after=None):
+            """A fake with a freeze state (nothing real is frozen): "frozen" until the thaw, or
+            until it thaws by itself; get-users disabled while frozen, like fleetga."""
+            frozen_at = []
+
+            def reply(r):
+                cmd = r.get("execute")
+                if cmd == "guest-fsfreeze-freeze":
+                    frozen_at[:] = [time.monotonic()]
+                    return b'{"return": 1}\n'
+                if cmd == "guest-fsfreeze-thaw":
+                    frozen_at.clear()
+                    return b'{"return": 1}\n'
+                if cmd == "guest-fsfreeze-status":
+                    frozen = bool(frozen_at) and (thaws_by_itself_after is None
+                                                  or time.monotonic() - frozen_at[0] < thaws_by_itself_after)
+                    return b'{"return": "frozen"}\n' if frozen else b'{"return": "thawed"}\n'
+                if cmd == "guest-get-users" and frozen_at:
+                    return (b'{"error": {"class": "CommandNotFound", "desc": "Command guest-get-users has been '
+                            b'disabled: the command is not allowed"}}\n')
+                return honest(r)
+            return reply
+
+        with FakeAgent(freezing_agent()) as f:
+            rc, rep, err = load_json("--agent", f.sock, "--allow-freeze", "--scenario", "backup-window",
+                                     "--hold", 1, "--duration", 2)
+            self.assertEqual(rc, 0, (rep, err))
+            self.assertEqual(rep["backup_windows"], 1)
+            users = rep["commands"]["guest-get-users"]
+            self.assertGreaterEqual(users["count"], 3)
+            self.assertEqual(users["errors"], users["count"])  # refused as disabled: allowed
+        with FakeAgent(freezing_agent(thaws_by_itself_after=0.5)) as f:
+            rc, rep, err = load_json("--agent", f.sock, "--allow-freeze", "--scenario", "backup-window",
+                                     "--hold", 1, "--duration", 2)
+            self.assertEqual(rc, 1, (rep, err))
+            self.assertEqual(rep["backup_windows"], 0)
+            self.assertTrue(any('guest-fsfreeze-status while frozen answered {"return": "thawed"}' in p
+                                for p in rep["problems"]), rep["problems"])
+            self.assertEqual((rep["total"]["desyncs"], rep["total"]["lost"]), (0, 0))
 
     def test_mix_file_and_session_as_mix(self):
         d = tempfile.mkdtemp(prefix="fleetga-host-mix.")
@@ -524,6 +567,171 @@ class RecordReplay(unittest.TestCase):
                 a.connect().close()
                 rc, out, err = host("replay", s, "--agent", a.sock)
                 self.assertEqual(rc, 0, out + err)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+    @staticmethod
+    def write_session(path, items):
+        with open(path, "w") as f:
+            for dir_, j in items:
+                f.write(json.dumps({"t": 0, "dir": dir_, "json": j}) + "\n")
+
+    @staticmethod
+    def two_files_session(a, b, read_a_handle=4242):
+        """Two files opened (recorded handles 4242 and 4243, never ones a fresh agent gives),
+        written, read back and closed, one connection. read_a_handle tampers with the handle
+        the read of `a` uses."""
+        def b64(text):
+            return base64.b64encode(text.encode()).decode()
+        return [
+            ("h2a", {"execute": "guest-file-open", "arguments": {"path": a, "mode": "w+"}}),
+            ("a2h", {"return": 4242}),
+            ("h2a", {"execute": "guest-file-open", "arguments": {"path": b, "mode": "w+"}}),
+            ("a2h", {"return": 4243}),
+            ("h2a", {"execute": "guest-file-write", "arguments": {"handle": 4242, "buf-b64": b64("hello")}}),
+            ("a2h", {"return": {"count": 5, "eof": False}}),
+            ("h2a", {"execute": "guest-file-write", "arguments": {"handle": 4243, "buf-b64": b64("world!")}}),
+            ("a2h", {"return": {"count": 6, "eof": False}}),
+            ("h2a", {"execute": "guest-ping"}),
+            ("a2h", {"return": {}}),
+            ("h2a", {"execute": "guest-file-seek", "arguments": {"handle": 4242, "offset": 0, "whence": "set"}}),
+            ("a2h", {"return": {"eof": False, "position": 0}}),
+            ("h2a", {"execute": "guest-file-seek", "arguments": {"handle": 4243, "offset": 0, "whence": "set"}}),
+            ("a2h", {"return": {"eof": False, "position": 0}}),
+            ("h2a", {"execute": "guest-file-read", "arguments": {"handle": read_a_handle, "count": 100}}),
+            ("a2h", {"return": {"count": 5, "buf-b64": b64("hello"), "eof": True}}),
+            ("h2a", {"execute": "guest-file-read", "arguments": {"handle": 4243, "count": 100}}),
+            ("a2h", {"return": {"count": 6, "buf-b64": b64("world!"), "eof": True}}),
+            ("h2a", {"execute": "guest-file-close", "arguments": {"handle": 4242}}),
+            ("a2h", {"return": {}}),
+            ("h2a", {"execute": "guest-file-close", "arguments": {"handle": 4243}}),
+            ("a2h", {"return": {}}),
+        ]
+
+    def test_pipeline_maps_file_handles(self):
+        # --pipeline keeps sending without waiting, but the writes/seeks/reads/closes must wait
+        # for the file-open replies that give their handles (4242/4243 are never this run's).
+        d = tempfile.mkdtemp(prefix="fleetga-host-rr.")
+        try:
+            a, b = os.path.join(d, "a"), os.path.join(d, "b")
+            s = os.path.join(d, "s.jsonl")
+            self.write_session(s, self.two_files_session(a, b))
+            with qga.Agent(qga.FLEETGA) as ag:
+                ag.connect().close()
+                for run in range(2):  # the second run gets yet other handles
+                    for p in (a, b):
+                        if os.path.exists(p):
+                            os.unlink(p)
+                    rc, out, err = host("replay", s, "--agent", ag.sock, "--pipeline", "--timeout", "2")
+                    self.assertEqual(rc, 0, out + err)
+                    self.assertIn("11 request(s) sent, 11 of 11 replies checked", out)
+                    self.assertIn("0 mismatch(es), 0 missing, 0 extra -> OK", out)
+                    # Each write went to its own file.
+                    with open(a) as f:
+                        self.assertEqual(f.read(), "hello")
+                    with open(b) as f:
+                        self.assertEqual(f.read(), "world!")
+                # The agent's handles count up: the next one is still below the recorded ones,
+                # so none the replays got was 4242 or 4243.
+                c = ag.connect()
+                h = c.cmd("guest-file-open", {"path": a, "mode": "r"})["return"]
+                self.assertLess(h, 4242)
+                self.assertEqual(c.cmd("guest-file-close", {"handle": h}), {"return": {}})
+                c.close()
+                # Lock-step still does the same.
+                rc, out, err = host("replay", s, "--agent", ag.sock, "--lockstep")
+                self.assertEqual(rc, 0, out + err)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+    def test_pipeline_wrong_or_missing_mapping_fails(self):
+        d = tempfile.mkdtemp(prefix="fleetga-host-rr.")
+        try:
+            a, b = os.path.join(d, "a"), os.path.join(d, "b")
+            # Tampered: the read of `a` names b's recorded handle, so it reads b's data.
+            s = os.path.join(d, "tampered.jsonl")
+            self.write_session(s, self.two_files_session(a, b, read_a_handle=4243))
+            with qga.Agent(qga.FLEETGA) as ag:
+                ag.connect().close()
+                for mode in ("--pipeline", "--lockstep"):
+                    with self.subTest(mode=mode):
+                        rc, out, err = host("replay", s, "--agent", ag.sock, mode, "--timeout", "2")
+                        self.assertEqual(rc, 1, out + err)
+                        # The read at line 15 gets b's data (reply line 16), so b's own read at
+                        # line 17 finds b at its end (reply line 18).
+                        self.assertIn("2 mismatch(es), 0 missing, 0 extra -> FAILED", out)
+                        self.assertIn("tampered.jsonl:16 (reply to the request at line 15, guest-file-read): "
+                                      "reply differs: at .return.count: expected 5, got 6", err)
+                        self.assertIn("tampered.jsonl:18 (reply to the request at line 17, guest-file-read)", err)
+
+            # exec pids too, against a fake agent (nothing is run); its handles and pids are
+            # checked by the fake itself. `opened` says what file-open answers.
+            s = os.path.join(d, "fake.jsonl")
+            self.write_session(s, [
+                ("h2a", {"execute": "guest-file-open", "arguments": {"path": a, "mode": "r"}}),
+                ("a2h", {"return": 4242}),
+                ("h2a", {"execute": "guest-file-read", "arguments": {"handle": 4242}}),
+                ("a2h", {"return": {"count": 0, "buf-b64": "", "eof": True}}),
+                ("h2a", {"execute": "guest-exec", "arguments": {"path": "/bin/true"}}),
+                ("a2h", {"return": {"pid": 31337}}),
+                ("h2a", {"execute": "guest-exec-status", "arguments": {"pid": 31337}}),
+                ("a2h", {"return": {"exited": True, "exitcode": 0}}),
+                ("h2a", {"execute": "guest-ping"}),
+                ("a2h", {"return": {}}),
+            ])
+            opened = {"reply": b'{"return": 7}\n'}
+            seen = []
+
+            def fake(r):
+                cmd, args = r.get("execute"), r.get("arguments", {})
+                seen.append((cmd, args.get("handle", args.get("pid"))))
+                if cmd == "guest-file-open":
+                    time.sleep(0.2)  # the read must not go out before this reply
+                    return opened["reply"]
+                if cmd == "guest-exec":
+                    return b'{"return": {"pid": 77}}\n'
+                if cmd == "guest-file-read":
+                    if args.get("handle") == 7:
+                        return b'{"return": {"count": 0, "buf-b64": "", "eof": true}}\n'
+                    return b'{"error": {"class": "GenericError", "desc": "handle not found"}}\n'
+                if cmd == "guest-exec-status":
+                    if args.get("pid") == 77:
+                        return b'{"return": {"exited": true, "exitcode": 0}}\n'
+                    return b'{"error": {"class": "GenericError", "desc": "pid not found"}}\n'
+                return honest(r)
+            with FakeAgent(fake) as fa:
+                rc, out, err = host("replay", s, "--agent", fa.sock, "--pipeline", "--timeout", "2")
+                self.assertEqual(rc, 0, out + err)
+                self.assertIn(("guest-file-read", 7), seen)
+                self.assertIn(("guest-exec-status", 77), seen)
+
+                # The file-open fails: the read goes out with the recorded handle, like lock-step.
+                opened["reply"] = b'{"error": {"class": "GenericError", "desc": "no"}}\n'
+                for mode in ("--pipeline", "--lockstep"):
+                    with self.subTest(mode=mode, open="error"):
+                        seen.clear()
+                        rc, out, err = host("replay", s, "--agent", fa.sock, mode, "--timeout", "2")
+                        self.assertEqual(rc, 1, out + err)
+                        self.assertIn("5 request(s) sent, 5 of 5 replies checked", out)
+                        self.assertIn("2 mismatch(es), 0 missing, 0 extra", out)
+                        self.assertIn("fake.jsonl:2 ", err)
+                        self.assertIn("fake.jsonl:4 ", err)
+                        self.assertIn(("guest-file-read", 4242), seen)
+                        self.assertIn(("guest-exec-status", 77), seen)
+
+                # The file-open is never answered: no reply, re-synchronised, the rest goes on
+                # (the read with the recorded handle), and nothing hangs.
+                opened["reply"] = None
+                for mode in ("--pipeline", "--lockstep"):
+                    with self.subTest(mode=mode, open="silent"):
+                        t = time.monotonic()
+                        rc, out, err = host("replay", s, "--agent", fa.sock, mode, "--timeout", "0.5")
+                        self.assertLess(time.monotonic() - t, 10)
+                        self.assertEqual(rc, 1, out + err)
+                        self.assertIn("fake.jsonl:2 (reply to the request at line 1, guest-file-open): no reply", err)
+                        self.assertIn("fake.jsonl:4 ", err)  # the read with handle 4242: an error
+                        self.assertIn("5 request(s) sent, 4 of 5 replies checked", out)
+                        self.assertIn("1 mismatch(es), 1 missing, 0 extra", out)
         finally:
             shutil.rmtree(d, ignore_errors=True)
 

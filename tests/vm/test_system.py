@@ -5,6 +5,7 @@ Guests (each booted once; tests share it in name order where the state allows):
   FleetgaSystem    fleetga -F; 2 vCPUs, an ext4 virtio-blk disk on /mnt/data (discard=unmap),
                    a virtio-net card, hwclock present, system clock skewed to 2001 at boot
                    (the RTC keeps the host's time), reboot allowed: freeze/thaw with the hook,
+                   a backup window driven by fleetga-host (freeze under polling),
                    fstrim, vcpus, ssh keys, exec, set-time, password, libvirt- and
                    Proxmox-style sessions, then reboot and powerdown.
   FleetgaNoHwclock fleetga --fsfreeze-timeout 3; the disk, no hwclock, skewed clock:
@@ -30,6 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import vm  # noqa: E402
 
 REPORT = {}
+HOST = os.environ.get("FLEETGA_HOST", "")  # tools/fleetga-host (ctest sets it)
 OUT_DIR = None
 BUILD_DIR = None
 SKIP_REASON = None
@@ -248,6 +250,52 @@ def scenario_freeze(g, chk, figures):
         # The agent works normally again.
         chk.eq("guest-file-open after the thaw is allowed",
                "return" in c.cmd("guest-file-open", {"path": "/tmp/thawed", "mode": "w"}), True)
+
+
+def scenario_backup_window(g, chk, figures):
+    """clients.md 5.3's backup window driven by fleetga-host over the real port, one client:
+    ping, fsfreeze-status, freeze (the hook runs), 3 s frozen while fsfreeze-status and
+    get-users are polled every 0.2 s, thaw, status; a window every 10 s, two in 14 s.
+    fleetga-host itself fails the run when the agent says "thawed" while the backup holds the
+    freeze, errors on the status, or still says "frozen" after the thaw."""
+    if not (HOST and os.access(HOST, os.X_OK)):
+        raise AssertionError(f"FLEETGA_HOST={HOST!r} is not an executable fleetga-host")
+    with g.connect(timeout=30) as c:
+        c.sync_delimited()
+        calls0 = len(hook_calls(c))
+    p = subprocess.run([HOST, "load", "--agent", g.sock, "--scenario", "backup-window", "--allow-freeze",
+                        "--hold", "3", "--duration", "14", "--timeout", "10", "--json", "--quiet"],
+                       capture_output=True, text=True, timeout=90)
+    out = (p.stdout[-3000:] + p.stderr[-2000:])
+    chk.true("fleetga-host load --scenario backup-window exits 0", p.returncode == 0, out)
+    try:
+        rep = json.loads(p.stdout)
+    except ValueError:
+        chk.true("fleetga-host wrote its JSON report", False, out)
+        return
+    cmds = rep.get("commands", {})
+    for name, s in cmds.items():
+        figures[name] = {"count": s["count"], "errors": s["errors"], "p50_ms": round(s["p50_us"] / 1000, 2),
+                         "max_ms": round(s["max_us"] / 1000, 2)}
+    figures["backup_windows"] = rep.get("backup_windows")
+    chk.eq("backup windows completed", rep.get("backup_windows"), 2)
+    chk.eq("problems", rep.get("problems"), [])
+    chk.eq("desyncs", rep["total"]["desyncs"], 0)
+    chk.eq("lost replies", rep["total"]["lost"], 0)
+    status = cmds.get("guest-fsfreeze-status", {})
+    chk.true("fsfreeze-status polled while frozen", status.get("count", 0) >= 20, status)
+    chk.true("every fsfreeze-status answered within 1 s, frozen or not", status.get("max_us", 1e9) < 1e6, status)
+    chk.eq("fsfreeze-status errors", status.get("errors"), 0)
+    users = cmds.get("guest-get-users", {})
+    chk.true("get-users polled while frozen", users.get("count", 0) >= 20, users)
+    chk.eq("get-users refused as disabled all through the freeze (errors = polls)", users.get("errors"),
+           users.get("count"))
+    chk.eq("freeze and thaw answered without errors",
+           [cmds.get(n, {}).get("errors") for n in ("guest-fsfreeze-freeze", "guest-fsfreeze-thaw")], [0, 0])
+    with g.connect(timeout=30) as c:
+        c.sync_delimited()
+        chk.eq("hook calls (hook.d log)", hook_calls(c)[calls0:], ["freeze", "thaw"] * 2)
+        chk.eq("status after the run", c.cmd("guest-fsfreeze-status"), {"return": "thawed"})
 
 
 def scenario_fstrim(g, chk, figures):
@@ -541,6 +589,11 @@ class FleetgaSystem(GuestCase):
         self.addCleanup(ensure_thawed, self.g)
         scenario_freeze(self.g, Strict(self), self.figures())
 
+    def test_01b_backup_window_under_polling(self):
+        self.timed()
+        self.addCleanup(ensure_thawed, self.g)
+        scenario_backup_window(self.g, Strict(self), self.figures())
+
     # 2
     def test_02_fstrim(self):
         self.timed()
@@ -827,6 +880,25 @@ class FleetgaNoHwclock(GuestCase):
         self.assertEqual(c.cmd("guest-fsfreeze-thaw"), {"return": 0})
         self.assertIn("return", c.cmd("guest-file-open", {"path": "/tmp/after-auto-thaw", "mode": "w"}))
 
+    # The backup window's checks are real: a 5 s backup on this agent, which thaws by itself
+    # after 3 s, must fail with the status poll that saw "thawed" named.
+    def test_12_auto_thaw_under_a_backup_is_reported(self):
+        self.timed()
+        self.addCleanup(ensure_thawed, self.g)
+        if not (HOST and os.access(HOST, os.X_OK)):
+            self.fail(f"FLEETGA_HOST={HOST!r} is not an executable fleetga-host")
+        p = subprocess.run([HOST, "load", "--agent", self.g.sock, "--scenario", "backup-window", "--allow-freeze",
+                            "--hold", "5", "--duration", "7", "--timeout", "10", "--json", "--quiet"],
+                           capture_output=True, text=True, timeout=90)
+        self.assertEqual(p.returncode, 1, p.stdout[-2000:] + p.stderr[-2000:])
+        rep = json.loads(p.stdout)
+        self.assertEqual(rep["backup_windows"], 0)
+        self.assertTrue(any('guest-fsfreeze-status while frozen answered {"return": "thawed"}' in x
+                            for x in rep["problems"]), rep["problems"])
+        self.assertEqual((rep["total"]["desyncs"], rep["total"]["lost"]), (0, 0))
+        c = self.client()
+        self.assertEqual(c.cmd("guest-fsfreeze-status"), {"return": "thawed"})
+
     # 8 (Proxmox's `qm shutdown`: sync-delimited + guest-shutdown in one write, EOF accepted)
     def test_99_powerdown_proxmox_style(self):
         self.timed()
@@ -851,7 +923,8 @@ class QemuGaSystem(GuestCase):
 
     def test_10_qemu_ga_scenarios(self):
         self.timed()
-        for name, scenario in (("freeze", scenario_freeze), ("fstrim", scenario_fstrim), ("ssh", scenario_ssh),
+        for name, scenario in (("freeze", scenario_freeze), ("backup window", scenario_backup_window),
+                               ("fstrim", scenario_fstrim), ("ssh", scenario_ssh),
                                ("libvirt", scenario_libvirt), ("proxmox", scenario_proxmox),
                                ("powerdown proxmox-style", scenario_powerdown_proxmox)):
             run_recorded(name, self.g, scenario)
