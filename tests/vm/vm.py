@@ -148,6 +148,29 @@ class Client:
         line, self.buf = self.buf.split(b"\n", 1)
         return line
 
+    def count_lines(self, expected, n, deadline):
+        """Consumes up to n reply lines, each of which must equal `expected` (bytes without the
+        newline), until the deadline; returns how many arrived. In bulk, a chunk at a time
+        (line() re-slices the buffer per line, which bounds a pipelined measurement at the
+        client, not the agent)."""
+        want = expected + b"\n"
+        got = 0
+        while got < n:
+            k = min(len(self.buf) // len(want), n - got)
+            if k and self.buf.startswith(want * k):
+                self.buf = self.buf[k * len(want):]
+                got += k
+                continue
+            if b"\n" in self.buf:  # a complete line that is not `expected` (or k lines were not)
+                for i, line in enumerate(self.buf.split(b"\n")[:-1]):
+                    if line != expected:
+                        raise AssertionError(f"reply {got + i}: {line!r}")
+            try:
+                self._fill(deadline)
+            except TimeoutError:
+                break
+        return got
+
     def reply(self, timeout=None):
         return json.loads(self.line(timeout))
 
