@@ -201,3 +201,46 @@ TEST_F(Request, ParserReuse) {
     EXPECT_EQ(reply(R"({"execute":1})"), err("QMP input member 'execute' must be a string"));
   }
 }
+
+// {"execute": "name"} skips simdjson (plain_execute); every input, of that shape or near it,
+// must come out exactly as the full path gives it (an `extended` frame always takes the full
+// path: normalising standard JSON changes nothing).
+TEST_F(Request, PlainExecuteFastPathMatchesTheFullPath) {
+  const char* inputs[] = {
+      R"({"execute":"guest-ping"})",
+      R"({ "execute" : "guest-get-users" })",
+      "{\n\t\"execute\":\r\n\"guest-info\"\n}\n",
+      R"({"execute":"a.b_c-D9"})",
+      R"({"execute":"no-such-command"})",
+      R"({"execute":""})",
+      R"({"execute":"x y"})",
+      R"({"execute":"guest\u002dping"})",
+      R"({"execute":"guest-ping","arguments":{}})",
+      R"({"execute":"guest-ping","id":1})",
+      R"({"execute":"guest-ping","foo":1})",
+      R"({"execute":1})",
+      R"({"execute":"guest-ping"}x)",
+      R"({"execute":"guest-ping")",
+      R"({"execute" "guest-ping"})",
+      R"({"Execute":"guest-ping"})",
+      R"({"execute":"guest-ping"}})",
+      R"(["execute","guest-ping"])",
+      R"({"arguments":{},"execute":"guest-ping"})",
+      R"({"execute":"guest-ping","execute":"guest-info"})",
+  };
+  for (const char* in : inputs) {
+    SCOPED_TRACE(in);
+    const std::string fast = reply(in, false);
+    const bool fast_ok = ok_;
+    const std::string fast_exec(req_.execute), fast_args(req_.arguments), fast_id(req_.id);
+    const std::string full = reply(in, true);
+    EXPECT_EQ(fast, full);
+    EXPECT_EQ(fast_ok, ok_);
+    EXPECT_EQ(fast_exec, req_.execute);
+    EXPECT_EQ(fast_args, req_.arguments);
+    EXPECT_EQ(fast_id, req_.id);
+  }
+  // The fast path hands out a view into the message, like the full path does.
+  reply(R"({"execute":"guest-ping"})");
+  EXPECT_EQ(req_.execute.data(), buf_.data() + 12);
+}
