@@ -156,6 +156,12 @@ std::int64_t histogram::quantile(double q) const {
   return max_;
 }
 
+std::uint64_t histogram::count_at_least(std::int64_t ns) const {
+  std::uint64_t n = 0;
+  for (std::size_t i = index(static_cast<std::uint64_t>(std::max<std::int64_t>(ns, 0))); i < buckets; ++i) n += c_[i];
+  return n;
+}
+
 std::string histogram::json_buckets() const {
   std::string out = "[";
   for (std::size_t i = 0; i < buckets; ++i) {

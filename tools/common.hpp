@@ -54,6 +54,8 @@ class histogram {
   // Value at quantile q (0..1): the upper edge of the bucket holding it.
   std::int64_t quantile(double q) const;
   std::int64_t max() const { return max_; }
+  // How many values were at least `ns` (to the bucket resolution, < 1.6 %).
+  std::uint64_t count_at_least(std::int64_t ns) const;
   std::int64_t min() const { return n_ ? min_ : 0; }
   double mean() const { return n_ ? static_cast<double>(sum_ / static_cast<long double>(n_)) : 0.0; }
   // The non-empty buckets as JSON, [[upper edge ns, count], ...]: runs can be merged later

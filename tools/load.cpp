@@ -15,6 +15,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <thread>
 
 #include <boost/asio/co_spawn.hpp>
@@ -23,6 +24,8 @@
 #include <boost/asio/write.hpp>
 #include <fmt/format.h>
 
+#include "protocol/base64.hpp"
+#include "tools/cgroup.hpp"
 #include "tools/net.hpp"
 #include "tools/subcommands.hpp"
 
@@ -40,7 +43,7 @@ std::string_view style_name(style s) {
   return "?";
 }
 
-enum class scenario : std::uint8_t { none, boot_storm, timeouts, disconnects, exec_poll, backup_window };
+enum class scenario : std::uint8_t { none, boot_storm, timeouts, disconnects, exec_poll, backup_window, credentials };
 
 struct load_opts {
   std::vector<std::string> agents;
@@ -63,6 +66,9 @@ struct load_opts {
   bool allow_unsafe = false;
   bool allow_freeze = false;
   double hold = 2;  // backup-window: seconds frozen per window
+  double every = 0;  // backup-window / credentials: seconds between rounds (0: the scenario's default)
+  std::string user;  // credentials: the guest account whose keys and password are rotated
+  double cpu_limit = 0;  // spawned agents: percent of one CPU each (cgroup CFS quota); 0 = none
   scenario scen = scenario::none;
   std::uint64_t seed = 0;
 };
@@ -93,6 +99,7 @@ struct thread_stats {
   single_writer_counter replies, errors, desyncs, lost;
   std::uint64_t connects = 0, stale = 0;
   std::uint64_t windows = 0;  // backup windows completed (frozen, held, thawed)
+  std::uint64_t rotations = 0;  // credential rotations completed (keys reset and read back, password set)
   std::uint64_t handshake_desyncs = 0;  // a sync handshake that saw only wrong ids, then timed out
 };
 
@@ -136,6 +143,7 @@ constexpr std::string_view scenario_commands[] = {
     "guest-ping", "guest-fsfreeze-status", "guest-get-users", "guest-get-host-name", "guest-get-osinfo",
     "guest-get-timezone", "guest-network-get-interfaces", "guest-get-load", "guest-get-fsinfo", "guest-info",
     "guest-exec", "guest-exec-status", "guest-fsfreeze-freeze", "guest-fsfreeze-thaw",
+    "guest-ssh-add-authorized-keys", "guest-ssh-get-authorized-keys", "guest-set-user-password",
     "resync (0xFF + guest-sync-delimited)", "reconnect + resync", "(reply nobody asked for)"};
 
 // ---- one client -----------------------------------------------------------------------
@@ -872,7 +880,57 @@ struct client {
             failures = 0;
             ++st.windows;
           }
-          co_await sleep_until(t, t0 + std::max<std::int64_t>(10'000'000'000LL, hold_ns + 5'000'000'000LL));
+          const std::int64_t period = run.o->every > 0 ? static_cast<std::int64_t>(run.o->every * 1e9)
+                                                       : std::max<std::int64_t>(10'000'000'000LL, hold_ns + 5'000'000'000LL);
+          co_await sleep_until(t, t0 + period);
+          break;
+        }
+        case scenario::credentials: {
+          // Credential rotation (clients.md 5.3, KubeVirt's access credentials): a fresh key
+          // with reset=true, read back (must be exactly that key), a fresh password; every
+          // --every seconds (default 300 s, KubeVirt's period).
+          if (!c.is_open() && !(co_await open(c))) {
+            if (failed()) co_return;
+            continue;
+          }
+          const std::int64_t t0 = now_ns();
+          std::string reply, user_json;
+          append_json_string(user_json, run.o->user);
+          auto check = [&](bool ok, std::string_view what) {
+            if (!ok) agent.problem(fmt::format("credentials: {} answered {}", what, reply.substr(0, 200)));
+            return ok;
+          };
+          auto is_error = [&] { return reply.find("\"error\"") != std::string::npos; };
+          const std::string key = fmt::format("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI{:016x}{:016x} fleetga-host-rotation",
+                                              r.next(), r.next());
+          std::string pw, pw_b64;
+          protocol::base64_encode(fmt::format("fh-{:016x}", r.next()), pw_b64);
+          // One co_await per statement (see backup-window).
+          bool good = co_await op(c, sid("guest-ping"), "guest-ping", "");
+          if (good)
+            good = co_await op(c, sid("guest-ssh-add-authorized-keys"), "guest-ssh-add-authorized-keys",
+                               fmt::format("{{\"username\":{},\"keys\":[\"{}\"],\"reset\":true}}", user_json, key), &reply);
+          if (good) good = check(!is_error(), "guest-ssh-add-authorized-keys");
+          if (good)
+            good = co_await op(c, sid("guest-ssh-get-authorized-keys"), "guest-ssh-get-authorized-keys",
+                               fmt::format("{{\"username\":{}}}", user_json), &reply);
+          // An agent that did not reset (old keys still there) or lost the key fails here; a
+          // reply without "keys" (fleetga-host's responder) is only checked for errors.
+          if (good)
+            good = check(!is_error() && (reply.find("\"keys\"") == std::string::npos ||
+                                         reply.find(fmt::format("\"keys\": [\"{}\"]", key)) != std::string::npos),
+                         "guest-ssh-get-authorized-keys after the reset");
+          if (good)
+            good = co_await op(c, sid("guest-set-user-password"), "guest-set-user-password",
+                               fmt::format("{{\"username\":{},\"password\":\"{}\",\"crypted\":false}}", user_json, pw_b64),
+                               &reply);
+          if (good) good = check(!is_error(), "guest-set-user-password");
+          if (!good && failed()) co_return;
+          if (good) {
+            failures = 0;
+            ++st.rotations;
+          }
+          co_await sleep_until(t, t0 + static_cast<std::int64_t>((run.o->every > 0 ? run.o->every : 300) * 1e9));
           break;
         }
         case scenario::none:
@@ -906,8 +964,10 @@ std::string substitute(std::string cmd, const std::string& sock, const std::stri
   return cmd;
 }
 
-void spawn_agents(const load_opts& o, std::vector<agent_info>& agents) {
+void spawn_agents(const load_opts& o, std::vector<agent_info>& agents, cpu_cgroups* cg) {
   for (int i = 0; i < o.spawn_count; ++i) {
+    // The child joins its group before exec: the agent is throttled from its first instruction.
+    const std::string procs = cg ? cg->add_limited(o.cpu_limit) : std::string();
     char tmpl[] = "/tmp/fleetga-host.XXXXXX";
     if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
     agent_info a;
@@ -922,6 +982,10 @@ void spawn_agents(const load_opts& o, std::vector<agent_info>& agents) {
       ::setpgid(0, 0);
       FILE* f = std::freopen(log.c_str(), "w", stdout);
       if (f) ::dup2(::fileno(stdout), 2);
+      if (cg && !cpu_cgroups::join(procs.c_str())) {
+        std::fprintf(stderr, "fleetga-host: cannot join %s\n", procs.c_str());
+        ::_exit(126);
+      }
       ::execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
       ::_exit(127);
     }
@@ -1035,6 +1099,9 @@ int cmd_load(int argc, char** argv) {
     else if (a == "--allow-unsafe") o.allow_unsafe = true;
     else if (a == "--allow-freeze") o.allow_freeze = true;
     else if (a == "--hold") o.hold = parse_seconds(val(), a);
+    else if (a == "--every") o.every = parse_seconds(val(), a);
+    else if (a == "--user") o.user = val();
+    else if (a == "--cpu-limit") o.cpu_limit = parse_seconds(val(), a);
     else if (a == "--scenario") {
       std::string s = val();
       scenario_name = s;
@@ -1043,7 +1110,8 @@ int cmd_load(int argc, char** argv) {
       else if (s == "disconnects") o.scen = scenario::disconnects;
       else if (s == "exec-poll") o.scen = scenario::exec_poll;
       else if (s == "backup-window") o.scen = scenario::backup_window;
-      else throw usage_error("--scenario: backup-window, boot-storm, exec-poll, timeouts or disconnects");
+      else if (s == "credentials") o.scen = scenario::credentials;
+      else throw usage_error("--scenario: backup-window, boot-storm, credentials, exec-poll, timeouts or disconnects");
     } else if (a == "-h" || a == "--help") {
       std::cout << load_usage;
       return ok;
@@ -1078,6 +1146,15 @@ int cmd_load(int argc, char** argv) {
     throw usage_error("backup-window freezes the agent's filesystems: add --allow-freeze, and point it at a "
                       "test guest or --spawn'ed agents only");
   if (o.hold <= 0 || o.hold > 3600) throw usage_error("--hold: seconds, more than 0 and at most 3600");
+  if (o.cpu_limit < 0 || o.cpu_limit > 100000) throw usage_error("--cpu-limit: percent of one CPU, more than 0");
+  if (o.cpu_limit > 0 && o.spawn.empty())
+    throw usage_error("--cpu-limit throttles the agents fleetga-host starts: only with --spawn");
+  if (o.scen == scenario::credentials) {
+    if (!o.allow_unsafe)
+      throw usage_error("credentials replaces a guest account's SSH keys and password: add --allow-unsafe, and "
+                        "point it at a test guest or --spawn'ed agents only");
+    if (o.user.empty()) throw usage_error("credentials needs --user NAME (the guest account to rotate)");
+  }
 
   // A socket per client plus the spawned agents' files: lift the soft descriptor limit.
   if (struct rlimit rl; ::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -1087,10 +1164,12 @@ int cmd_load(int argc, char** argv) {
   // Ctrl-C / SIGTERM end the run early, with the report (and spawned agents stopped).
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
+  std::optional<cpu_cgroups> cg;  // destroyed after the agents are stopped (below)
   std::vector<agent_info> agents;
   if (!o.spawn.empty()) {
     try {
-      spawn_agents(o, agents);
+      if (o.cpu_limit > 0) cg.emplace();
+      spawn_agents(o, agents, cg ? &*cg : nullptr);
     } catch (...) {
       stop_agents(agents, false);
       throw;
@@ -1186,14 +1265,16 @@ int cmd_load(int argc, char** argv) {
   };
   const double user_s = secs(ru0.ru_utime, ru1.ru_utime), sys_s = secs(ru0.ru_stime, ru1.ru_stime);
   if (!o.spawn.empty()) stop_agents(agents, true);
+  const cpu_throttling throttled = cg ? cg->stats() : cpu_throttling{};
 
   // Merge.
   std::vector<cmd_stats> per_cmd(run.cmd_names.size());
   cmd_stats total;
-  std::uint64_t connects = 0, stale = 0, handshake_desyncs = 0, windows = 0;
+  std::uint64_t connects = 0, stale = 0, handshake_desyncs = 0, windows = 0, rotations = 0;
   for (auto& s : stats) {
     handshake_desyncs += s->handshake_desyncs;
     windows += s->windows;
+    rotations += s->rotations;
     for (std::size_t i = 0; i < per_cmd.size(); ++i) per_cmd[i].merge(s->per_cmd[i]);
     connects += s->connects;
     stale += s->stale;
@@ -1216,6 +1297,10 @@ int cmd_load(int argc, char** argv) {
     problems.push_back("backup-window: no window completed (freeze, hold, thaw)");
     any_agent_problem = true;
   }
+  if (o.scen == scenario::credentials && rotations == 0) {
+    problems.push_back("credentials: no rotation completed (keys reset and read back, password set)");
+    any_agent_problem = true;
+  }
   const double el_s = static_cast<double>(elapsed) / 1e9;
   const bool good = total.desyncs == 0 && total.lost == 0 && !any_agent_problem && !hard_stopped && total.count > 0;
   std::string styles;
@@ -1231,12 +1316,21 @@ int cmd_load(int argc, char** argv) {
                    static_cast<double>(total.count) / el_s, connects, stale, handshake_desyncs);
     if (o.scen == scenario::backup_window)
       fmt::format_to(std::back_inserter(out), "\"backup_windows\": {}, \"hold_s\": {}, ", windows, o.hold);
+    if (o.scen == scenario::credentials)
+      fmt::format_to(std::back_inserter(out), "\"credential_rotations\": {}, ", rotations);
+    if (cg)
+      fmt::format_to(std::back_inserter(out),
+                     "\"cpu_limit\": {{\"percent\": {}, \"cgroup\": \"{}\", \"periods\": {}, \"throttled_periods\": {}, "
+                     "\"throttled_ms\": {:.1f}}}, ",
+                     o.cpu_limit, cg->version(), throttled.periods, throttled.throttled_periods, throttled.throttled_ms);
     auto obj = [&](const cmd_stats& s) {
       return fmt::format("{{\"count\": {}, \"errors\": {}, \"desyncs\": {}, \"lost\": {}, \"p50_us\": {:.2f}, \"p99_us\": {:.2f}, "
-                         "\"p999_us\": {:.2f}, \"max_us\": {:.2f}, \"mean_us\": {:.2f}, \"rate\": {:.1f}, \"hist_ns\": {}}}",
+                         "\"p999_us\": {:.2f}, \"max_us\": {:.2f}, \"mean_us\": {:.2f}, \"rate\": {:.1f}, "
+                         "\"over_1s\": {}, \"over_3s\": {}, \"over_5s\": {}, \"hist_ns\": {}}}",
                          s.count, s.errors, s.desyncs, s.lost, us(s.lat.quantile(0.5)), us(s.lat.quantile(0.99)),
                          us(s.lat.quantile(0.999)), us(s.lat.max()), s.lat.mean() / 1000.0,
-                         static_cast<double>(s.count) / el_s, s.lat.json_buckets());
+                         static_cast<double>(s.count) / el_s, s.lat.count_at_least(1'000'000'000),
+                         s.lat.count_at_least(3'000'000'000), s.lat.count_at_least(5'000'000'000), s.lat.json_buckets());
     };
     out += "\"commands\": {";
     bool first = true;
@@ -1282,6 +1376,17 @@ int cmd_load(int argc, char** argv) {
                    handshake_desyncs);
     if (o.scen == scenario::backup_window)
       fmt::format_to(std::back_inserter(out), "backup windows completed (freeze, {} s frozen, thaw): {}\n", o.hold, windows);
+    if (o.scen == scenario::credentials)
+      fmt::format_to(std::back_inserter(out), "credential rotations completed (keys reset and read back, password set): {}\n",
+                     rotations);
+    if (cg)
+      fmt::format_to(std::back_inserter(out),
+                     "agents limited to {} % of a CPU each ({}): throttled in {} of {} periods, {:.0f} ms in all\n",
+                     o.cpu_limit, cg->version(), throttled.throttled_periods, throttled.periods, throttled.throttled_ms);
+    if (cg || total.lat.count_at_least(1'000'000'000))
+      fmt::format_to(std::back_inserter(out), "replies slower than the clients' deadlines 1 s / 3 s / 5 s: {} / {} / {}\n",
+                     total.lat.count_at_least(1'000'000'000), total.lat.count_at_least(3'000'000'000),
+                     total.lat.count_at_least(5'000'000'000));
     fmt::format_to(std::back_inserter(out), "fleetga-host CPU: {:.3f} s user + {:.3f} s sys = {:.0f} ns per reply\n", user_s,
                    sys_s, total.count ? (user_s + sys_s) * 1e9 / static_cast<double>(total.count) : 0.0);
     for (auto& p : problems) out += "problem: " + p + "\n";

@@ -45,8 +45,13 @@ inline constexpr const char* load_usage =
     "  --json             report as JSON;  --quiet: no progress lines\n"
     "  --allow-unsafe     permit state-changing commands in a mix; freeze also needs\n"
     "                     --allow-freeze (point it at a test guest or --spawn'ed agents only)\n"
-    "  --scenario NAME    backup-window | boot-storm | exec-poll | timeouts | disconnects\n"
+    "  --scenario NAME    backup-window | boot-storm | credentials | exec-poll | timeouts | disconnects\n"
     "  --hold S           backup-window: seconds frozen per window (default 2; clients.md: 1-30)\n"
+    "  --every S          backup-window / credentials: seconds between rounds (default 10 / 300)\n"
+    "  --user NAME        credentials: the guest account whose SSH keys and password rotate\n"
+    "                     (needs --allow-unsafe)\n"
+    "  --cpu-limit PCT    --spawn'ed agents get PCT % of one CPU each (a cgroup's CFS quota per\n"
+    "                     agent, 100 ms period; clients.md 5.3 CPU starvation: 5)\n"
     "  Exit: 0 no desyncs/lost replies/agent problems, 1 otherwise, 2 usage, 3 no agent reachable.\n";
 
 }  // namespace fleetga::host

@@ -425,6 +425,75 @@ class Load(unittest.TestCase):
                                 for p in rep["problems"]), rep["problems"])
             self.assertEqual((rep["total"]["desyncs"], rep["total"]["lost"]), (0, 0))
 
+    def test_credentials_scenario_checks_the_reset(self):
+        for args in (["--user", "alice"], ["--allow-unsafe"]):
+            rc, out, err = host("load", "--agent", "/nonexistent", "--scenario", "credentials", *args)
+            self.assertEqual(rc, 2, err)
+
+        def keys_agent(resets):
+            """A fake keeping an authorized_keys list (nothing real is touched)."""
+            keys, passwords = [], []
+
+            def reply(r):
+                cmd, a = r.get("execute"), r.get("arguments", {})
+                if cmd == "guest-ssh-add-authorized-keys":
+                    if a.get("reset") and resets:
+                        keys.clear()
+                    keys.extend(k for k in a["keys"] if k not in keys)
+                    return b'{"return": {}}\n'
+                if cmd == "guest-ssh-get-authorized-keys":
+                    return b'{"return": {"keys": ' + json.dumps(keys[::-1]).encode() + b'}}\n'
+                if cmd == "guest-set-user-password":
+                    passwords.append(a["password"])
+                    return b'{"return": {}}\n'
+                return honest(r)
+            return reply, keys, passwords
+
+        reply, keys, passwords = keys_agent(resets=True)
+        with FakeAgent(reply) as f:
+            rc, rep, err = load_json("--agent", f.sock, "--scenario", "credentials", "--allow-unsafe", "--user", "alice",
+                                     "--every", 0.5, "--duration", 2.4)
+            self.assertEqual(rc, 0, (rep, err))
+            # The client starts within the first second (spread), then one rotation each 0.5 s.
+            self.assertIn(rep["credential_rotations"], (3, 4, 5))
+            self.assertEqual(len(keys), 1)
+            self.assertEqual(len(set(passwords)), rep["credential_rotations"])  # a fresh password each time
+        reply, keys, passwords = keys_agent(resets=False)
+        with FakeAgent(reply) as f:
+            rc, rep, err = load_json("--agent", f.sock, "--scenario", "credentials", "--allow-unsafe", "--user", "alice",
+                                     "--every", 0.5, "--duration", 2.4)
+            self.assertEqual(rc, 1, (rep, err))
+            self.assertEqual(rep["credential_rotations"], 1)  # the first one has nothing to reset
+            self.assertTrue(any("guest-ssh-get-authorized-keys after the reset answered" in p for p in rep["problems"]),
+                            rep["problems"])
+
+    def test_cpu_limit_throttles_spawned_agents(self):
+        rc, out, err = host("load", "--agent", "/nonexistent", "--cpu-limit", 5)
+        self.assertEqual(rc, 2, err)
+        def groups():
+            found = set()
+            for root in ("/sys/fs/cgroup", "/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct"):
+                try:
+                    found |= {os.path.join(root, n) for n in os.listdir(root) if n.startswith("fleetga-host.")}
+                except OSError:
+                    pass
+            return found
+        before = groups()
+        spawn = f"{qga.FLEETGA} -m unix-listen -p {{sock}} -t {{statedir}}"
+        rc, limited, err = load_json("--spawn", spawn, "--agents", 2, "--cpu-limit", 5, "--duration", 2)
+        if rc == 1 and "needs a writable cgroup cpu controller" in err:
+            self.skipTest(err.strip())
+        self.assertEqual(rc, 0, (limited, err))
+        self.assertEqual(limited["cpu_limit"]["percent"], 5)
+        self.assertGreater(limited["cpu_limit"]["throttled_periods"], 0, limited["cpu_limit"])
+        self.assertEqual(groups(), before, "the cgroups were not removed")
+        rc, free, err = load_json("--spawn", spawn, "--agents", 2, "--duration", 2)
+        self.assertEqual(rc, 0, (free, err))
+        self.assertNotIn("cpu_limit", free)
+        # 5 % of a CPU each against what two agents do flat out on this machine: far fewer.
+        self.assertLess(limited["throughput"], free["throughput"] / 3, (limited["throughput"], free["throughput"]))
+        self.assertEqual(limited["total"]["over_1s"], 0)
+
     def test_mix_file_and_session_as_mix(self):
         d = tempfile.mkdtemp(prefix="fleetga-host-mix.")
         try:

@@ -5,7 +5,7 @@ Guests (each booted once; tests share it in name order where the state allows):
   FleetgaSystem    fleetga -F; 2 vCPUs, an ext4 virtio-blk disk on /mnt/data (discard=unmap),
                    a virtio-net card, hwclock present, system clock skewed to 2001 at boot
                    (the RTC keeps the host's time), reboot allowed: freeze/thaw with the hook,
-                   a backup window driven by fleetga-host (freeze under polling),
+                   a backup window and credential rotation driven by fleetga-host,
                    fstrim, vcpus, ssh keys, exec, set-time, password, libvirt- and
                    Proxmox-style sessions, then reboot and powerdown.
   FleetgaNoHwclock fleetga --fsfreeze-timeout 3; the disk, no hwclock, skewed clock:
@@ -296,6 +296,44 @@ def scenario_backup_window(g, chk, figures):
         c.sync_delimited()
         chk.eq("hook calls (hook.d log)", hook_calls(c)[calls0:], ["freeze", "thaw"] * 2)
         chk.eq("status after the run", c.cmd("guest-fsfreeze-status"), {"return": "thawed"})
+
+
+def scenario_credentials(g, chk, figures):
+    """clients.md 5.3's credential rotation driven by fleetga-host over the real port: every
+    2 s for 5 s, alice gets a fresh key with reset=true (read back: exactly that key) and a
+    fresh password."""
+    if not (HOST and os.access(HOST, os.X_OK)):
+        raise AssertionError(f"FLEETGA_HOST={HOST!r} is not an executable fleetga-host")
+
+    def shadow(c):
+        return next((line.split(":")[1] for line in c.read_file("/etc/shadow").decode().splitlines()
+                     if line.startswith("alice:")), None)
+    with g.connect(timeout=30) as c:
+        c.sync_delimited()
+        before = shadow(c)
+    p = subprocess.run([HOST, "load", "--agent", g.sock, "--scenario", "credentials", "--allow-unsafe",
+                        "--user", "alice", "--every", "2", "--duration", "5", "--timeout", "20", "--json", "--quiet"],
+                       capture_output=True, text=True, timeout=90)
+    out = p.stdout[-3000:] + p.stderr[-2000:]
+    chk.true("fleetga-host load --scenario credentials exits 0", p.returncode == 0, out)
+    try:
+        rep = json.loads(p.stdout)
+    except ValueError:
+        chk.true("fleetga-host wrote its JSON report", False, out)
+        return
+    for name, s in rep.get("commands", {}).items():
+        figures[name] = {"count": s["count"], "errors": s["errors"], "max_ms": round(s["max_us"] / 1000, 2)}
+    chk.eq("credential rotations completed", rep.get("credential_rotations"), 3)
+    chk.eq("problems", rep.get("problems"), [])
+    chk.eq("desyncs and lost replies", (rep["total"]["desyncs"], rep["total"]["lost"]), (0, 0))
+    with g.connect(timeout=30) as c:
+        c.sync_delimited()
+        lines = c.read_file(ALICE_KEYS).decode().splitlines()
+        chk.true("authorized_keys holds exactly the last rotated key",
+                 len(lines) == 1 and lines[0].endswith(" fleetga-host-rotation"), lines)
+        after = shadow(c)
+        chk.true("alice's password hash changed", after != before and (after or "").startswith("$6$"),
+                 (before, after))
 
 
 def scenario_fstrim(g, chk, figures):
@@ -730,6 +768,10 @@ class FleetgaSystem(GuestCase):
         self.assertEqual(shadow_hash(), crypted)
 
     # 9
+    def test_07b_credential_rotation_by_fleetga_host(self):
+        self.timed()
+        scenario_credentials(self.g, Strict(self), self.figures())
+
     def test_09a_libvirt_session(self):
         self.timed()
         scenario_libvirt(self.g, Strict(self), self.figures())
@@ -925,6 +967,7 @@ class QemuGaSystem(GuestCase):
         self.timed()
         for name, scenario in (("freeze", scenario_freeze), ("backup window", scenario_backup_window),
                                ("fstrim", scenario_fstrim), ("ssh", scenario_ssh),
+                               ("credential rotation", scenario_credentials),
                                ("libvirt", scenario_libvirt), ("proxmox", scenario_proxmox),
                                ("powerdown proxmox-style", scenario_powerdown_proxmox)):
             run_recorded(name, self.g, scenario)
