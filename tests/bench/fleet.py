@@ -24,6 +24,7 @@ import time
 
 QEMU_GA = "/usr/sbin/qemu-ga"
 REALISTIC_RATE = 0.35  # requests/s per VM, clients.md §5.1 (KubeVirt default ~20.9/min)
+STARVED_PCT = 5        # % of one CPU per agent in the starvation run (clients.md §5.3)
 
 
 def load(host, agent_bin, agents, rate, duration, style="libvirt", extra=()):
@@ -88,7 +89,15 @@ def proc_status(pid):
     return out
 
 
-def memory_run(host, agent_bin, requests):
+def cpu_seconds(pid):
+    """(user, sys) CPU seconds of a process so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    tck = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tck, int(fields[12]) / tck
+
+
+def memory_run(host, agent_bin, requests, lockstep_requests=30_000):
     work = tempfile.mkdtemp(prefix="fleetga-fleet.")
     sock = os.path.join(work, "sock")
     proc = subprocess.Popen([agent_bin, "-m", "unix-listen", "-p", sock, "-t", work],
@@ -103,17 +112,28 @@ def memory_run(host, agent_bin, requests):
         time.sleep(0.2)
         idle = proc_status(proc.pid)
         t0 = time.monotonic()
+        u0, s0 = cpu_seconds(proc.pid)
         p = subprocess.run([host, "load", "--agent", sock, "--style", "pipelined", "--requests",
                             str(requests), "--duration", "600", "--json", "--quiet"],
                            capture_output=True, text=True, timeout=900)
         secs = time.monotonic() - t0
+        u1, s1 = cpu_seconds(proc.pid)
         rep = json.loads(p.stdout)
         time.sleep(0.5)
         after = proc_status(proc.pid)
+        # The agent's CPU time per request, the kernel's part included, lock-step (a libvirt
+        # client: one read and one write per request, the reply waking the client).
+        p2 = subprocess.run([host, "load", "--agent", sock, "--requests", str(lockstep_requests),
+                             "--duration", "600", "--json", "--quiet"], capture_output=True, text=True, timeout=900)
+        u2, s2 = cpu_seconds(proc.pid)
+        rep2 = json.loads(p2.stdout)
+        n1, n2 = max(rep["replies"], 1), max(rep2["replies"], 1)
         return {"idle_rss": idle["VmRSS"], "after_rss": after["VmRSS"], "peak_rss": after["VmHWM"],
                 "fds_before": idle["fds"], "fds_after": after["fds"], "replies": rep["replies"],
                 "desyncs": rep["total"]["desyncs"], "lost": rep["total"]["lost"],
-                "errors": rep["total"]["errors"], "seconds": secs}
+                "errors": rep["total"]["errors"], "seconds": secs,
+                "cpu_pipelined_us": ((u1 - u0) * 1e6 / n1, (s1 - s0) * 1e6 / n1),
+                "cpu_lockstep_us": ((u2 - u1) * 1e6 / n2, (s2 - s1) * 1e6 / n2)}
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -239,6 +259,17 @@ def run(fleetga, host, quick=False, png=None):
                 for name in order[r % len(order):] + order[:r % len(order)]:
                     per_side[name].append(load(host, sides[name], agents, rate, dur, extra=("--warmup", "1")))
         sections[label] = {name: merge_runs(rs) for name, rs in per_side.items()}
+    # CPU starvation (clients.md §5.3): each agent in its own cgroup with 5 % of one CPU,
+    # flat out, the sides taking turns. Needs root and a writable cgroup cpu controller.
+    starved, starve_note = {}, None
+    for name in ("qemu-ga", "fleetga"):
+        try:
+            starved[name] = load(host, agents_bins[name], 10, None, d_flat[0],
+                                 extra=("--warmup", "1", "--cpu-limit", str(STARVED_PCT)))
+        except RuntimeError as e:
+            starve_note = str(e).strip().splitlines()[-1][:300]
+            starved = {}
+            break
     mem = {name: memory_run(host, b, million) for name, b in agents_bins.items()}
     # fleetga-host itself against its trivial responder: the tool must never be the bottleneck.
     tool = {}
@@ -271,6 +302,32 @@ def run(fleetga, host, quick=False, png=None):
     for label in ("realistic", "10x", "flat"):
         out.append(latency_table(sections[label], titles[label]))
         out.append("")
+    out += [f"#### CPU starvation: 10 agents, flat out, {STARVED_PCT} % of one CPU each, {d_flat[0]} s, the sides taking turns", ""]
+    if starved:
+        q, f = starved["qemu-ga"], starved["fleetga"]
+
+        def pct(r):
+            t = r["total"]
+            return " / ".join(fmt_us(t[k]) for k in ("p50_us", "p99_us", "p999_us", "max_us"))
+
+        def thr(r):
+            c = r["cpu_limit"]
+            return f"{c['throttled_periods']:,} of {c['periods']:,}"
+        out += ["`fleetga-host load --cpu-limit 5`: every agent in its own cgroup (" + f["cpu_limit"]["cgroup"] +
+                ") with a CFS quota of 5 ms per 100 ms, the guest-starved agent of clients.md §5.3. "
+                "What an agent spends per request decides how much it gets done before the quota "
+                "runs out, and how long its clients wait in the throttled rest of the period.", "",
+                "| measure | qemu-ga | fleetga | fleetga advantage |", "|---|---:|---:|---:|",
+                f"| replies/s (higher is better) | {q['throughput']:,.0f} | {f['throughput']:,.0f} | "
+                f"{f['throughput'] / max(q['throughput'], 1):.1f}x |",
+                f"| all commands p50 / p99 / p999 / max | {pct(q)} | {pct(f)} | |",
+                f"| replies slower than 1 s / 3 s / 5 s | {q['total']['over_1s']} / {q['total']['over_3s']} / "
+                f"{q['total']['over_5s']} | {f['total']['over_1s']} / {f['total']['over_3s']} / {f['total']['over_5s']} | |",
+                f"| 100 ms periods throttled | {thr(q)} | {thr(f)} | |",
+                f"| desyncs / lost | {q['total']['desyncs']} / {q['total']['lost']} | "
+                f"{f['total']['desyncs']} / {f['total']['lost']} | |", ""]
+    else:
+        out += [f"Not measured on this machine: {starve_note}", ""]
     if png and plot(sections["10x"], png):
         out.append(f"![latency per command, qemu-ga vs fleetga]({os.path.basename(png)})")
         out.append("")
@@ -283,6 +340,19 @@ def run(fleetga, host, quick=False, png=None):
             f"| open fds before / after | {q['fds_before']} / {q['fds_after']} | {f['fds_before']} / {f['fds_after']} |",
             f"| replies / desyncs / lost | {q['replies']:,} / {q['desyncs']} / {q['lost']} | {f['replies']:,} / {f['desyncs']} / {f['lost']} |",
             f"| seconds for the run | {q['seconds']:.1f} | {f['seconds']:.1f} |", "",
+            "Agent CPU time per request, the kernel's part included (`/proc/PID/stat` around the run; the "
+            "mix above). Lock-step, every request costs a read, a write and a wake-up of the client; on "
+            "this machine (itself a virtual machine) that kernel part is about the same "
+            "for both agents and larger than fleetga's own work, so the advantage in CPU time is smaller "
+            "than in instructions. Pipelined, the system calls are shared by many requests.", "",
+            "| agent CPU per request, µs: user + sys = total | qemu-ga | fleetga | fleetga advantage |",
+            "|---|---:|---:|---:|"]
+    for key, label in (("cpu_lockstep_us", "lock-step (libvirt-style client)"),
+                       ("cpu_pipelined_us", f"pipelined ({million:,} requests)")):
+        (qu, qs), (fu, fs) = q[key], f[key]
+        out.append(f"| {label} | {qu:.1f} + {qs:.1f} = {qu + qs:.1f} | {fu:.1f} + {fs:.1f} = {fu + fs:.1f} | "
+                   f"{(qu + qs) / max(fu + fs, 1e-9):.1f}x |")
+    out += ["",
             "#### fleetga-host against its trivial responder (`fleetga-host responder`, pipelined guest-ping)", "",
             "| requests in flight | replies/s | fleetga-host CPU per reply | desyncs + lost |", "|---:|---:|---:|---:|"]
     for depth, (rate, ns, bad) in tool.items():
