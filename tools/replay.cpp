@@ -433,6 +433,21 @@ asio::awaitable<void> play(connection& c, replay_state& st, const replay_opts& o
       st.problem(fmt::format("{}: no reply ({})", st.where(c, c.replies[next_reply]), why));
     }
   };
+  // After a timeout: a new connection and 0xFF + guest-sync-delimited, so a late reply is not
+  // taken for the next one. False (the rest reported missing, the agent unreachable) when
+  // that fails. One co_await per statement: GCC 12 mis-sequences co_await inside ||.
+  auto resync = [&]() -> asio::awaitable<bool> {
+    got.clear();
+    sp = byte_splitter();
+    conn.close();
+    auto e2 = co_await conn.connect(o.agent, now_ns() + tmo);
+    if (!e2) e2 = co_await conn.sync_delimited(random_seed(), now_ns() + tmo);
+    if (!e2) co_return true;
+    st.problem(fmt::format("connection {}: cannot resynchronise: {}", c.conn, ec_text(e2)));
+    st.fatal = true;
+    report_missing(c.replies.size(), "connection lost");
+    co_return false;
+  };
 
   if (!o.pipeline) {
     for (std::size_t i = 0; i < c.reqs.size(); ++i) {
@@ -463,17 +478,7 @@ asio::awaitable<void> play(connection& c, replay_state& st, const replay_opts& o
           report_missing(c.replies.size(), "connection lost");
           co_return;
         }
-        // Resynchronise before going on, so a late reply is not taken for the next one.
-        got.clear();
-        sp = byte_splitter();
-        conn.close();
-        if (auto e2 = co_await conn.connect(o.agent, now_ns() + tmo); e2 ||
-            (e2 = co_await conn.sync_delimited(random_seed(), now_ns() + tmo))) {
-          st.problem(fmt::format("connection {}: cannot resynchronise: {}", c.conn, ec_text(e2)));
-          st.fatal = true;
-          report_missing(c.replies.size(), "connection lost");
-          co_return;
-        }
+        if (!co_await resync()) co_return;
       }
     }
   } else {
@@ -554,16 +559,7 @@ asio::awaitable<void> play(connection& c, replay_state& st, const replay_opts& o
         for (std::size_t k = next_reply; k < c.replies.size(); ++k)
           if (c.replies[k].request >= 0 && c.replies[k].request < held) upto = k + 1;
         report_missing(upto, ec_text(ec));
-        got.clear();
-        sp = byte_splitter();
-        conn.close();
-        if (auto e2 = co_await conn.connect(o.agent, now_ns() + tmo); e2 ||
-            (e2 = co_await conn.sync_delimited(random_seed(), now_ns() + tmo))) {
-          st.problem(fmt::format("connection {}: cannot resynchronise: {}", c.conn, ec_text(e2)));
-          st.fatal = true;
-          report_missing(c.replies.size(), "connection lost");
-          break;
-        }
+        if (!co_await resync()) break;
         resyncing = false;
         deadline = std::max(deadline, now_ns() + tmo);
         taken.cancel();
