@@ -1,10 +1,12 @@
 #include "tools/cgroup.hpp"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -15,11 +17,20 @@
 namespace fleetga::host {
 namespace {
 
-std::string slurp(const std::string& path) {
+// The file's contents; false when it can't be read (distinct from an empty file).
+bool read_file(const std::string& path, std::string& out) {
   std::ifstream f(path);
+  if (!f) return false;
   std::stringstream ss;
   ss << f.rdbuf();
-  return ss.str();
+  out = ss.str();
+  return true;
+}
+
+std::string slurp(const std::string& path) {
+  std::string s;
+  read_file(path, s);
+  return s;
 }
 
 void write_file(const std::string& path, const std::string& data) {
@@ -36,16 +47,29 @@ bool has_word(std::string_view list, std::string_view word, char sep) {
   std::size_t p = 0;
   while (p <= list.size()) {
     auto q = list.find(sep, p);
-    if (list.substr(p, q == std::string_view::npos ? std::string_view::npos : q - p) == word) return true;
+    std::string_view w = list.substr(p, q == std::string_view::npos ? std::string_view::npos : q - p);
+    while (!w.empty() && (w.back() == '\n' || w.back() == ' ')) w.remove_suffix(1);
+    if (w == word) return true;
     if (q == std::string_view::npos) break;
     p = q + 1;
   }
   return false;
 }
 
-std::string trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
+// The directory of cgroup `own` (as /proc/self/cgroup names it) on a mount of the hierarchy
+// whose root is `root` (mountinfo's 4th field: "/" unless a container mounted a sub-tree).
+std::string under_mount(const std::string& mnt, const std::string& root, const std::string& own) {
+  std::string rel = own;
+  if (root != "/" && rel.rfind(root, 0) == 0) rel = rel.substr(root.size());
+  if (rel.empty() || rel == "/") return mnt;
+  return mnt + rel;
+}
+
+std::vector<pid_t> procs_of(const std::string& group) {
+  std::vector<pid_t> out;
+  std::istringstream in(slurp(group + "/cgroup.procs"));
+  for (long p; in >> p;) out.push_back(static_cast<pid_t>(p));
+  return out;
 }
 
 }  // namespace
@@ -67,8 +91,9 @@ cpu_cgroups::cpu_cgroups() {
       }
     }
   }
-  // Mount points: the cgroup2 mount, and the v1 mount whose options include "cpu".
-  std::string v2_mnt, v1_mnt;
+  // Mount points (and the part of the hierarchy mounted there): the cgroup2 mount, and the
+  // v1 mount whose options include "cpu".
+  std::string v2_mnt, v2_root, v1_mnt, v1_root;
   {
     std::istringstream in(slurp("/proc/self/mountinfo"));
     for (std::string line; std::getline(in, line);) {
@@ -79,41 +104,57 @@ cpu_cgroups::cpu_cgroups() {
       }
       std::string fstype, source, super;
       ls >> fstype >> source >> super;
-      if (fstype == "cgroup2" && v2_mnt.empty()) v2_mnt = mnt;
-      if (fstype == "cgroup" && v1_mnt.empty() && has_word(super, "cpu", ',')) v1_mnt = mnt;
+      if (fstype == "cgroup2" && v2_mnt.empty()) v2_mnt = mnt, v2_root = root;
+      if (fstype == "cgroup" && v1_mnt.empty() && has_word(super, "cpu", ',')) v1_mnt = mnt, v1_root = root;
     }
   }
   const std::string name = fmt::format("fleetga-host.{}", ::getpid());
   std::string why;
   if (!v2_mnt.empty()) {
-    const std::string own = v2_mnt + (own_v2 == "/" ? "" : own_v2);
-    if (has_word(trim(slurp(own + "/cgroup.controllers")), "cpu", ' ')) {
-      try {
-        // Let our children (the new group) have the cpu controller, then theirs.
-        if (!has_word(trim(slurp(own + "/cgroup.subtree_control")), "cpu", ' ')) write_file(own + "/cgroup.subtree_control", "+cpu");
-        parent_ = own + "/" + name;
-        if (::mkdir(parent_.c_str(), 0755) != 0)
-          throw std::runtime_error(fmt::format("--cpu-limit: mkdir {}: {}", parent_, std::strerror(errno)));
-        v2_ = true;
+    // Our group goes under the nearest cgroup, from ours up, whose children have the cpu
+    // controller. A cgroup holding processes (ours: fleetga-host, maybe a shell) can't hand
+    // controllers to its children, except the root, where +cpu is enabled if need be (and left
+    // so: other groups may have come to rely on it).
+    std::string at = under_mount(v2_mnt, v2_root, own_v2), list;
+    for (;;) {
+      if (!read_file(at + "/cgroup.subtree_control", list)) {
+        why = fmt::format("{}/cgroup.subtree_control: cannot read", at);
+        break;
+      }
+      if (has_word(list, "cpu", ' ')) break;
+      if (at == v2_mnt) {
+        if (!has_word(slurp(at + "/cgroup.controllers"), "cpu", ' ')) {
+          why = fmt::format("{}/cgroup.controllers has no cpu controller", at);
+        } else {
+          try {
+            write_file(at + "/cgroup.subtree_control", "+cpu");
+          } catch (const std::exception& e) {
+            why = e.what();
+          }
+        }
+        break;
+      }
+      at = at.substr(0, at.rfind('/'));
+    }
+    if (why.empty()) {
+      parent_ = at + "/" + name;
+      if (::mkdir(parent_.c_str(), 0755) != 0) {
+        why = fmt::format("mkdir {}: {}", parent_, std::strerror(errno));
+      } else {
         try {
           write_file(parent_ + "/cgroup.subtree_control", "+cpu");
-        } catch (...) {
+          v2_ = true;
+          return;
+        } catch (const std::exception& e) {
+          why = e.what();
           ::rmdir(parent_.c_str());
-          parent_.clear();
-          v2_ = false;
-          throw;
         }
-        return;
-      } catch (const std::exception& e) {
-        why = e.what();
       }
-    } else {
-      why = fmt::format("{}/cgroup.controllers has no cpu controller", own);
+      parent_.clear();
     }
   }
   if (!v1_mnt.empty() && have_v1_line) {
-    const std::string own = v1_mnt + (own_v1 == "/" ? "" : own_v1);
-    parent_ = own + "/" + name;
+    parent_ = under_mount(v1_mnt, v1_root, own_v1) + "/" + name;
     if (::mkdir(parent_.c_str(), 0755) == 0) return;
     why += fmt::format("{}mkdir {}: {}", why.empty() ? "" : "; ", parent_, std::strerror(errno));
     parent_.clear();
@@ -123,8 +164,21 @@ cpu_cgroups::cpu_cgroups() {
 }
 
 cpu_cgroups::~cpu_cgroups() {
-  for (auto& g : groups_) ::rmdir(g.c_str());
-  if (!parent_.empty()) ::rmdir(parent_.c_str());
+  // The agents were stopped, but what they started (exec'd commands) may still be in their
+  // groups: kill it, wait up to a second, remove the groups; say so if one stays.
+  for (auto& g : groups_)
+    for (pid_t p : procs_of(g)) ::kill(p, SIGKILL);
+  for (int i = 0; i < 100; ++i) {
+    bool empty = true;
+    for (auto& g : groups_) empty = empty && procs_of(g).empty();
+    if (empty) break;
+    ::usleep(10000);
+  }
+  for (auto& g : groups_)
+    if (::rmdir(g.c_str()) != 0 && errno != ENOENT)
+      std::fprintf(stderr, "fleetga-host: cannot remove cgroup %s: %s\n", g.c_str(), std::strerror(errno));
+  if (!parent_.empty() && ::rmdir(parent_.c_str()) != 0 && errno != ENOENT)
+    std::fprintf(stderr, "fleetga-host: cannot remove cgroup %s: %s\n", parent_.c_str(), std::strerror(errno));
 }
 
 std::string cpu_cgroups::add_limited(double percent) {

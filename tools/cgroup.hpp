@@ -1,8 +1,10 @@
 #pragma once
 // CPU starvation for `load --cpu-limit` (clients.md 5.3: "cgroup-throttle the agent to 5 %"):
 // a cgroup per spawned agent with a CFS bandwidth limit, on cgroup v2 (cpu.max) or the v1 cpu
-// hierarchy (cpu.cfs_quota_us). fleetga-host's own cgroup is left as it is; everything it
-// creates lives under <own cgroup>/fleetga-host.<pid> and is removed at the end.
+// hierarchy (cpu.cfs_quota_us). Everything fleetga-host creates lives in fleetga-host.<pid>/
+// under its own cgroup (v1), or under the nearest cgroup from its own up whose children have
+// the cpu controller (v2; at the root, +cpu is enabled if it wasn't), and is removed at the
+// end, with whatever process is still in it.
 #include <sys/types.h>
 
 #include <cstdint>

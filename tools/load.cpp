@@ -111,6 +111,10 @@ struct agent_info {
   std::uint64_t replies = 0, lost = 0, desyncs = 0;
   std::vector<std::string> problems;
   bool gave_up = false;
+  // A freeze was sent and no thaw has been answered since (backup-window): checked after the
+  // run, when fleetga-host thaws the agent itself. Written by the agent's client thread, read
+  // after the threads are joined.
+  bool maybe_frozen = false;
   void problem(std::string s) {
     if (problems.size() < 20) problems.push_back(std::move(s));
   }
@@ -671,9 +675,14 @@ struct client {
     co_return true;
   }
 
+  // Sleeps until `when` or the end of the run, in slices of at most 250 ms so that Ctrl-C
+  // (run.stop) ends a scenario waiting minutes for its next round.
   asio::awaitable<void> sleep_until(asio::steady_timer& t, std::int64_t when) {
-    t.expires_at(to_tp(std::min(when, run.stop_at)));
-    co_await t.async_wait(use_tuple);
+    when = std::min(when, run.stop_at);
+    for (std::int64_t now = now_ns(); now < when && !run.should_stop(); now = now_ns()) {
+      t.expires_at(to_tp(std::min(when, now + 250'000'000)));
+      co_await t.async_wait(use_tuple);
+    }
   }
 
   asio::awaitable<void> run_scenario() {
@@ -848,38 +857,54 @@ struct client {
             if (!ok) agent.problem(fmt::format("backup window: {} answered {}", what, reply.substr(0, 200)));
             return ok;
           };
-          auto is_error = [&] { return reply.find("\"error\"") != std::string::npos; };
-          auto says = [&](std::string_view state) {
-            return reply.find(fmt::format("\"return\": \"{}\"", state)) != std::string::npos;
-          };
-          // One co_await per statement: GCC 12 mis-sequences co_await inside && chains.
+          // Replies are {"return": ...} or {"error": ...}, the member first (QEMU's writer).
+          auto is_error = [&] { return reply.rfind("{\"error\"", 0) == 0; };
+          auto says = [&](std::string_view state) { return reply == fmt::format("{{\"return\": \"{}\"}}", state); };
+          // One co_await per statement: GCC 12 evaluates the operand of a later co_await in an
+          // && chain before the earlier one resumes.
           bool good = co_await op(c, sid("guest-ping"), "guest-ping", "");
           if (good) good = co_await op(c, sid("guest-fsfreeze-status"), "guest-fsfreeze-status", "");
+          if (good) agent.maybe_frozen = true;
           if (good) good = co_await op(c, sid("guest-fsfreeze-freeze"), "guest-fsfreeze-freeze", "", &reply);
           if (good) good = check(!is_error(), "guest-fsfreeze-freeze");
+          // A freeze of nothing (no real filesystem: virtiofs, 9p, NFS root) returns 0 and
+          // leaves the agent thawed: then "thawed" during the hold is right.
+          const bool froze_some = good && reply != "{\"return\": 0}";
           const std::int64_t frozen_at = now_ns();
-          while (good && !run.should_stop() && now_ns() < frozen_at + hold_ns) {
+          bool held = good;
+          while (good && now_ns() < frozen_at + hold_ns) {
             co_await sleep_until(t, std::min(now_ns() + 200'000'000, frozen_at + hold_ns));
+            if (run.should_stop()) break;
             good = co_await op(c, sid("guest-fsfreeze-status"), "guest-fsfreeze-status", "", &reply);
-            if (good) good = check(!says("thawed") && !is_error(), "guest-fsfreeze-status while frozen");
+            if (good) good = check(!(froze_some && says("thawed")) && !is_error(), "guest-fsfreeze-status while frozen");
+            if (good && run.should_stop()) break;
             if (good) good = co_await op(c, sid("guest-get-users"), "guest-get-users", "", &reply);
             if (good)
               good = check(!is_error() || reply.find("\"CommandNotFound\"") != std::string::npos,
                            "guest-get-users while frozen");
           }
-          // Always try to thaw, even after a failure above (also when the run ends mid-hold).
-          if (!c.is_open()) (void)co_await open(c);
-          bool thawed = c.is_open();
-          if (thawed) thawed = co_await op(c, sid("guest-fsfreeze-thaw"), "guest-fsfreeze-thaw", "", &reply);
-          if (thawed) thawed = check(!is_error(), "guest-fsfreeze-thaw");
-          if (thawed) thawed = co_await op(c, sid("guest-fsfreeze-status"), "guest-fsfreeze-status", "", &reply);
-          if (thawed) thawed = check(!says("frozen"), "guest-fsfreeze-status after the thaw");
+          held = held && good && now_ns() >= frozen_at + hold_ns;
+          // Always thaw, even after a failure above or when the run ends mid-hold: after a
+          // failed request on a fresh connection (0xFF + sync drops the late replies of this
+          // one), twice more if the thaw itself fails. What is still frozen after that is
+          // thawed once more after the run (agent.maybe_frozen).
+          bool thawed = false;
+          for (int attempt = 0; attempt < 3 && !thawed; ++attempt) {
+            if (!good || attempt > 0) c.close();
+            if (!c.is_open() && !(co_await open(c))) continue;
+            thawed = co_await op(c, sid("guest-fsfreeze-thaw"), "guest-fsfreeze-thaw", "", &reply);
+            if (thawed) thawed = check(!is_error(), "guest-fsfreeze-thaw");
+          }
+          if (thawed) {
+            agent.maybe_frozen = false;
+            thawed = co_await op(c, sid("guest-fsfreeze-status"), "guest-fsfreeze-status", "", &reply);
+            if (thawed) thawed = check(!says("frozen"), "guest-fsfreeze-status after the thaw");
+          }
           good = thawed && good;
           if (!good && failed()) co_return;
-          if (good) {
-            failures = 0;
-            ++st.windows;
-          }
+          if (good) failures = 0;
+          // A window counts when it held the freeze for the whole --hold (not cut by the end).
+          if (good && held) ++st.windows;
           const std::int64_t period = run.o->every > 0 ? static_cast<std::int64_t>(run.o->every * 1e9)
                                                        : std::max<std::int64_t>(10'000'000'000LL, hold_ns + 5'000'000'000LL);
           co_await sleep_until(t, t0 + period);
@@ -900,11 +925,12 @@ struct client {
             if (!ok) agent.problem(fmt::format("credentials: {} answered {}", what, reply.substr(0, 200)));
             return ok;
           };
-          auto is_error = [&] { return reply.find("\"error\"") != std::string::npos; };
+          auto is_error = [&] { return reply.rfind("{\"error\"", 0) == 0; };
           const std::string key = fmt::format("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI{:016x}{:016x} fleetga-host-rotation",
                                               r.next(), r.next());
           std::string pw, pw_b64;
-          protocol::base64_encode(fmt::format("fh-{:016x}", r.next()), pw_b64);
+          // Not from the run's rng: --seed must not make the passwords reproducible.
+          protocol::base64_encode(fmt::format("fh-{:016x}{:016x}", random_seed(), random_seed()), pw_b64);
           // One co_await per statement (see backup-window).
           bool good = co_await op(c, sid("guest-ping"), "guest-ping", "");
           if (good)
@@ -952,6 +978,29 @@ struct client {
     }
   }
 };
+
+// After the run: connect, 0xFF + guest-sync-delimited, guest-fsfreeze-thaw, within 3 timeouts.
+// Returns the line for the agent's problems.
+std::string final_thaw(const std::string& socket, double timeout_s) {
+  asio::io_context io(1);
+  std::string result = "the run ended with a freeze not thawed; fleetga-host's thaw after the run: no answer";
+  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+    agent_conn c(co_await asio::this_coro::executor);
+    const std::int64_t deadline = now_ns() + static_cast<std::int64_t>(3 * timeout_s * 1e9);
+    auto ec = co_await c.connect(socket, deadline);
+    if (!ec) ec = co_await c.sync_delimited(random_seed(), deadline);
+    if (!ec) ec = co_await c.write("{\"execute\":\"guest-fsfreeze-thaw\"}\n", deadline);
+    reply_item it;
+    if (!ec) ec = co_await c.next(it, deadline);
+    result = ec ? fmt::format("the run ended with a freeze not thawed; fleetga-host's thaw after the run failed: {}",
+                              ec_text(ec))
+                : fmt::format("the run ended with a freeze not thawed; fleetga-host thawed it after the run: {}",
+                              it.text.substr(0, 200));
+    c.close();
+  }, asio::detached);
+  io.run();
+  return result;
+}
 
 // ---- spawning agents ------------------------------------------------------------------
 
@@ -1019,7 +1068,7 @@ void stop_agents(std::vector<agent_info>& agents, bool report) {
       a.pid = -1;
       continue;
     }
-    ::kill(a.pid, SIGTERM);
+    ::kill(-a.pid, SIGTERM);  // its process group (setpgid in the child): also what it started
   }
   const std::int64_t deadline = now_ns() + 5'000'000'000;
   for (auto& a : agents) {
@@ -1027,7 +1076,7 @@ void stop_agents(std::vector<agent_info>& agents, bool report) {
     int status;
     while (::waitpid(a.pid, &status, WNOHANG) == 0) {
       if (now_ns() > deadline) {
-        ::kill(a.pid, SIGKILL);
+        ::kill(-a.pid, SIGKILL);
         ::waitpid(a.pid, &status, 0);
         break;
       }
@@ -1139,16 +1188,26 @@ int cmd_load(int argc, char** argv) {
     if (is_no_reply_command(m.command)) throw usage_error(m.command + " answers nothing on success: not usable in a load mix");
     if (is_unsafe_command(m.command) && !o.allow_unsafe)
       throw usage_error(m.command + " changes the system the agent runs on: add --allow-unsafe if you mean it");
-    if (m.command.rfind("guest-fsfreeze-freeze", 0) == 0 && !o.allow_freeze)
-      throw usage_error("freeze only runs with --allow-freeze (against a test guest or --spawn'ed agents)");
+    // The name goes into the request as it is: nothing but a command name may pass (a quote
+    // would let a second request, of any command, through the checks below).
+    if (!is_command_name(m.command)) throw usage_error(fmt::format("'{}' is not a command name", m.command));
+    // A mix ends on any command: a freeze in it may be left standing, so only for agents
+    // fleetga-host started (backup-window always thaws, and may run against --agent).
+    if (m.command.rfind("guest-fsfreeze-freeze", 0) == 0 && (!o.allow_freeze || o.spawn.empty()))
+      throw usage_error("freeze in a mix only runs with --allow-freeze against --spawn'ed agents");
   }
   if (o.scen == scenario::backup_window && !o.allow_freeze)
     throw usage_error("backup-window freezes the agent's filesystems: add --allow-freeze, and point it at a "
                       "test guest or --spawn'ed agents only");
   if (o.hold <= 0 || o.hold > 3600) throw usage_error("--hold: seconds, more than 0 and at most 3600");
-  if (o.cpu_limit < 0 || o.cpu_limit > 100000) throw usage_error("--cpu-limit: percent of one CPU, more than 0");
+  if (o.cpu_limit != 0 && (o.cpu_limit < 1 || o.cpu_limit > 100000))
+    throw usage_error("--cpu-limit: percent of one CPU, at least 1 (the kernel's smallest quota is 1 ms per 100 ms)");
   if (o.cpu_limit > 0 && o.spawn.empty())
     throw usage_error("--cpu-limit throttles the agents fleetga-host starts: only with --spawn");
+  if ((o.scen == scenario::backup_window || o.scen == scenario::credentials) && o.clients > 1)
+    throw usage_error("backup-window and credentials act on the guest's state: one client per agent (--clients 1)");
+  if (o.scen == scenario::exec_poll && !o.allow_unsafe)
+    throw usage_error("exec-poll runs /bin/true where the agent runs: add --allow-unsafe");
   if (o.scen == scenario::credentials) {
     if (!o.allow_unsafe)
       throw usage_error("credentials replaces a guest account's SSH keys and password: add --allow-unsafe, and "
@@ -1257,6 +1316,10 @@ int cmd_load(int argc, char** argv) {
     }
   }
   for (auto& th : threads) th.join();
+  // A backup window cut off by the hard stop (or whose thaws all failed) may have left an
+  // agent frozen: thaw it now, on a fresh connection, and say so.
+  for (auto& a : agents)
+    if (a.maybe_frozen) a.problem(final_thaw(a.socket, o.timeout));
   const std::int64_t elapsed = now_ns() - std::max(run.t0, run.record_from);
   struct rusage ru1;
   ::getrusage(RUSAGE_SELF, &ru1);

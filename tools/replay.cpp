@@ -58,6 +58,7 @@ struct replay_opts {
   double timeout = 5;
   bool shape_all = false;
   bool quiet = false;
+  bool allow_unsafe = false, allow_freeze = false;
 };
 
 // Replies a non-JSON host item causes in a QEMU agent: one per 0xFF, one per run of other
@@ -604,6 +605,8 @@ int cmd_replay(int argc, char** argv) {
     else if (a == "--speed") o.speed = parse_seconds(val(), a);
     else if (a == "--timeout") o.timeout = parse_seconds(val(), a);
     else if (a == "--shape") o.shape_all = true;
+    else if (a == "--allow-unsafe") o.allow_unsafe = true;
+    else if (a == "--allow-freeze") o.allow_freeze = true;
     else if (a == "--quiet" || a == "-q") o.quiet = true;
     else if (a == "-h" || a == "--help") {
       std::cout << "usage: fleetga-host replay FILE --agent SOCKET [--lockstep|--pipeline] [--speed X] [--timeout S] [--shape]\n"
@@ -613,7 +616,10 @@ int cmd_replay(int argc, char** argv) {
                    "  --pipeline sends without waiting for replies, except that a request using a file handle\n"
                    "  or exec pid waits for the file-open/exec reply that gives it. --speed X keeps the\n"
                    "  recorded timing X times faster (default: no delays). Exit: 0 all replies match,\n"
-                   "  1 mismatch/missing/extra, 2 bad file, 3 agent unreachable.\n";
+                   "  1 mismatch/missing/extra, 2 bad file, 3 agent unreachable.\n"
+                   "  A session with commands that change the guest (file-open/write, exec, set-*, ssh-*,\n"
+                   "  fstrim, shutdown, suspend, freeze/thaw) is refused without --allow-unsafe; a freeze\n"
+                   "  also needs --allow-freeze. Point those at a test guest only.\n";
       return ok;
     } else if (a.size() > 1 && a[0] == '-') throw usage_error("unknown option " + a);
     else if (o.file.empty()) o.file = a;
@@ -628,6 +634,16 @@ int cmd_replay(int argc, char** argv) {
     std::cerr << fmt::format("fleetga-host replay: {} bad line(s), nothing replayed\n", errors.size());
     return usage;
   }
+  // Nothing that changes the system the agent runs on is sent unless asked in so many words.
+  for (const auto& c : conns)
+    for (const auto& rq : c.reqs) {
+      if (is_unsafe_command(rq.command) && !o.allow_unsafe)
+        throw usage_error(fmt::format("{}:{}: {} changes the system the agent runs on: add --allow-unsafe if you mean it",
+                                      o.file, rq.line, rq.command));
+      if (rq.command.rfind("guest-fsfreeze-freeze", 0) == 0 && !o.allow_freeze)
+        throw usage_error(fmt::format("{}:{}: {} freezes the agent's filesystems: add --allow-freeze too (a test guest only)",
+                                      o.file, rq.line, rq.command));
+    }
   replay_state st{o};
   asio::io_context io(1);
   bool unreachable_agent = false;

@@ -379,16 +379,26 @@ class Load(unittest.TestCase):
         self.assertIn("--allow-freeze", err)
         # The responder answers {} to everything and touches nothing: safe to freeze.
         rc, rep, err = load_json("--spawn", f"{HOST} responder {{sock}}", "--agents", 2, "--allow-freeze",
-                                 "--scenario", "backup-window", "--duration", 1.5)
+                                 "--scenario", "backup-window", "--hold", 0.5, "--duration", 2)
         self.assertEqual(rc, 0, (rep, err))
         self.assertEqual(rep["commands"]["guest-fsfreeze-freeze"]["count"], 2)
         self.assertEqual(rep["commands"]["guest-fsfreeze-thaw"]["count"], 2)
         self.assertEqual(rep["backup_windows"], 2)
 
-        def freezing_agent(thaws_by_itself_after=None):
+        # Refused before anything is sent: a second request smuggled in a command name, a
+        # freeze in a mix against an agent fleetga-host did not start, two clients freezing.
+        for args in (["--command", 'guest-ping"}{"execute":"guest-fsfreeze-freeze'],
+                     ["--command", "guest-fsfreeze-freeze", "--allow-unsafe", "--allow-freeze"],
+                     ["--scenario", "backup-window", "--allow-freeze", "--clients", 2],
+                     ["--scenario", "exec-poll"]):
+            with self.subTest(args=args):
+                rc, out, err = host("load", "--agent", "/nonexistent", *args)
+                self.assertEqual(rc, 2, err)
+
+        def freezing_agent(thaws_by_itself_after=None, failed_thaws=0):
             """A fake with a freeze state (nothing real is frozen): "frozen" until the thaw, or
             until it thaws by itself; get-users disabled while frozen, like fleetga."""
-            frozen_at = []
+            frozen_at, thaws = [], []
 
             def reply(r):
                 cmd = r.get("execute")
@@ -396,6 +406,9 @@ class Load(unittest.TestCase):
                     frozen_at[:] = [time.monotonic()]
                     return b'{"return": 1}\n'
                 if cmd == "guest-fsfreeze-thaw":
+                    thaws.append(1)
+                    if len(thaws) <= failed_thaws:
+                        return b'{"error": {"class": "GenericError", "desc": "thaw failed"}}\n'
                     frozen_at.clear()
                     return b'{"return": 1}\n'
                 if cmd == "guest-fsfreeze-status":
@@ -410,15 +423,30 @@ class Load(unittest.TestCase):
 
         with FakeAgent(freezing_agent()) as f:
             rc, rep, err = load_json("--agent", f.sock, "--allow-freeze", "--scenario", "backup-window",
-                                     "--hold", 1, "--duration", 2)
+                                     "--hold", 1, "--duration", 2.5)
             self.assertEqual(rc, 0, (rep, err))
             self.assertEqual(rep["backup_windows"], 1)
             users = rep["commands"]["guest-get-users"]
             self.assertGreaterEqual(users["count"], 3)
             self.assertEqual(users["errors"], users["count"])  # refused as disabled: allowed
+        with FakeAgent(freezing_agent()) as f:
+            # The run ends in the middle of the hold: thawed, but not counted as a window.
+            rc, rep, err = load_json("--agent", f.sock, "--allow-freeze", "--scenario", "backup-window",
+                                     "--hold", 5, "--duration", 1.5)
+            self.assertEqual(rc, 1, (rep, err))
+            self.assertEqual(rep["backup_windows"], 0)
+            self.assertEqual(rep["commands"]["guest-fsfreeze-thaw"]["count"], 1)
+        with FakeAgent(freezing_agent(failed_thaws=3)) as f:
+            # Three thaws fail (on fresh connections): fleetga-host thaws once more after the run.
+            rc, rep, err = load_json("--agent", f.sock, "--allow-freeze", "--scenario", "backup-window",
+                                     "--hold", 0.3, "--every", 60, "--duration", 1.5)
+            self.assertEqual(rc, 1, (rep, err))
+            self.assertEqual(rep["commands"]["guest-fsfreeze-thaw"]["count"], 3)
+            self.assertTrue(any("fleetga-host thawed it after the run: {\"return\": 1}" in p for p in rep["problems"]),
+                            rep["problems"])
         with FakeAgent(freezing_agent(thaws_by_itself_after=0.5)) as f:
             rc, rep, err = load_json("--agent", f.sock, "--allow-freeze", "--scenario", "backup-window",
-                                     "--hold", 1, "--duration", 2)
+                                     "--hold", 1, "--duration", 2.5)
             self.assertEqual(rc, 1, (rep, err))
             self.assertEqual(rep["backup_windows"], 0)
             self.assertTrue(any('guest-fsfreeze-status while frozen answered {"return": "thawed"}' in p
@@ -634,7 +662,11 @@ class RecordReplay(unittest.TestCase):
                     f.write(json.dumps({"t": 0, "dir": dir_, "json": j}) + "\n")
             with qga.Agent(qga.FLEETGA) as a:
                 a.connect().close()
+                # guest-file-open changes the guest (mode w would create files): asked for by name.
                 rc, out, err = host("replay", s, "--agent", a.sock)
+                self.assertEqual(rc, 2, out + err)
+                self.assertIn("s.jsonl:1: guest-file-open changes the system the agent runs on", err)
+                rc, out, err = host("replay", s, "--agent", a.sock, "--allow-unsafe")
                 self.assertEqual(rc, 0, out + err)
         finally:
             shutil.rmtree(d, ignore_errors=True)
@@ -691,7 +723,7 @@ class RecordReplay(unittest.TestCase):
                     for p in (a, b):
                         if os.path.exists(p):
                             os.unlink(p)
-                    rc, out, err = host("replay", s, "--agent", ag.sock, "--pipeline", "--timeout", "2")
+                    rc, out, err = host("replay", s, "--allow-unsafe", "--agent", ag.sock, "--pipeline", "--timeout", "2")
                     self.assertEqual(rc, 0, out + err)
                     self.assertIn("11 request(s) sent, 11 of 11 replies checked", out)
                     self.assertIn("0 mismatch(es), 0 missing, 0 extra -> OK", out)
@@ -708,7 +740,7 @@ class RecordReplay(unittest.TestCase):
                 self.assertEqual(c.cmd("guest-file-close", {"handle": h}), {"return": {}})
                 c.close()
                 # Lock-step still does the same.
-                rc, out, err = host("replay", s, "--agent", ag.sock, "--lockstep")
+                rc, out, err = host("replay", s, "--allow-unsafe", "--agent", ag.sock, "--lockstep")
                 self.assertEqual(rc, 0, out + err)
         finally:
             shutil.rmtree(d, ignore_errors=True)
@@ -724,7 +756,7 @@ class RecordReplay(unittest.TestCase):
                 ag.connect().close()
                 for mode in ("--pipeline", "--lockstep"):
                     with self.subTest(mode=mode):
-                        rc, out, err = host("replay", s, "--agent", ag.sock, mode, "--timeout", "2")
+                        rc, out, err = host("replay", s, "--allow-unsafe", "--agent", ag.sock, mode, "--timeout", "2")
                         self.assertEqual(rc, 1, out + err)
                         # The read at line 15 gets b's data (reply line 16), so b's own read at
                         # line 17 finds b at its end (reply line 18).
@@ -769,7 +801,7 @@ class RecordReplay(unittest.TestCase):
                     return b'{"error": {"class": "GenericError", "desc": "pid not found"}}\n'
                 return honest(r)
             with FakeAgent(fake) as fa:
-                rc, out, err = host("replay", s, "--agent", fa.sock, "--pipeline", "--timeout", "2")
+                rc, out, err = host("replay", s, "--allow-unsafe", "--agent", fa.sock, "--pipeline", "--timeout", "2")
                 self.assertEqual(rc, 0, out + err)
                 self.assertIn(("guest-file-read", 7), seen)
                 self.assertIn(("guest-exec-status", 77), seen)
@@ -779,7 +811,7 @@ class RecordReplay(unittest.TestCase):
                 for mode in ("--pipeline", "--lockstep"):
                     with self.subTest(mode=mode, open="error"):
                         seen.clear()
-                        rc, out, err = host("replay", s, "--agent", fa.sock, mode, "--timeout", "2")
+                        rc, out, err = host("replay", s, "--allow-unsafe", "--agent", fa.sock, mode, "--timeout", "2")
                         self.assertEqual(rc, 1, out + err)
                         self.assertIn("5 request(s) sent, 5 of 5 replies checked", out)
                         self.assertIn("2 mismatch(es), 0 missing, 0 extra", out)
@@ -794,7 +826,7 @@ class RecordReplay(unittest.TestCase):
                 for mode in ("--pipeline", "--lockstep"):
                     with self.subTest(mode=mode, open="silent"):
                         t = time.monotonic()
-                        rc, out, err = host("replay", s, "--agent", fa.sock, mode, "--timeout", "0.5")
+                        rc, out, err = host("replay", s, "--allow-unsafe", "--agent", fa.sock, mode, "--timeout", "0.5")
                         self.assertLess(time.monotonic() - t, 10)
                         self.assertEqual(rc, 1, out + err)
                         self.assertIn("fake.jsonl:2 (reply to the request at line 1, guest-file-open): no reply", err)

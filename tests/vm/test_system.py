@@ -255,7 +255,8 @@ def scenario_freeze(g, chk, figures):
 def scenario_backup_window(g, chk, figures):
     """clients.md 5.3's backup window driven by fleetga-host over the real port, one client:
     ping, fsfreeze-status, freeze (the hook runs), 3 s frozen while fsfreeze-status and
-    get-users are polled every 0.2 s, thaw, status; a window every 10 s, two in 14 s.
+    get-users are polled every 0.2 s, thaw, status; a window every 10 s, two in 15 s (the
+    first starts within the run's first second).
     fleetga-host itself fails the run when the agent says "thawed" while the backup holds the
     freeze, errors on the status, or still says "frozen" after the thaw."""
     if not (HOST and os.access(HOST, os.X_OK)):
@@ -264,7 +265,7 @@ def scenario_backup_window(g, chk, figures):
         c.sync_delimited()
         calls0 = len(hook_calls(c))
     p = subprocess.run([HOST, "load", "--agent", g.sock, "--scenario", "backup-window", "--allow-freeze",
-                        "--hold", "3", "--duration", "14", "--timeout", "10", "--json", "--quiet"],
+                        "--hold", "3", "--duration", "15", "--timeout", "10", "--json", "--quiet"],
                        capture_output=True, text=True, timeout=90)
     out = (p.stdout[-3000:] + p.stderr[-2000:])
     chk.true("fleetga-host load --scenario backup-window exits 0", p.returncode == 0, out)
@@ -300,8 +301,8 @@ def scenario_backup_window(g, chk, figures):
 
 def scenario_credentials(g, chk, figures):
     """clients.md 5.3's credential rotation driven by fleetga-host over the real port: every
-    2 s for 5 s, alice gets a fresh key with reset=true (read back: exactly that key) and a
-    fresh password."""
+    2 s for 5.5 s (the first within the first second: three rotations), alice gets a fresh
+    key with reset=true (read back: exactly that key) and a fresh password."""
     if not (HOST and os.access(HOST, os.X_OK)):
         raise AssertionError(f"FLEETGA_HOST={HOST!r} is not an executable fleetga-host")
 
@@ -312,7 +313,7 @@ def scenario_credentials(g, chk, figures):
         c.sync_delimited()
         before = shadow(c)
     p = subprocess.run([HOST, "load", "--agent", g.sock, "--scenario", "credentials", "--allow-unsafe",
-                        "--user", "alice", "--every", "2", "--duration", "5", "--timeout", "20", "--json", "--quiet"],
+                        "--user", "alice", "--every", "2", "--duration", "5.5", "--timeout", "20", "--json", "--quiet"],
                        capture_output=True, text=True, timeout=90)
     out = p.stdout[-3000:] + p.stderr[-2000:]
     chk.true("fleetga-host load --scenario credentials exits 0", p.returncode == 0, out)
