@@ -569,6 +569,13 @@ asio::awaitable<void> play(connection& c, replay_state& st, const replay_opts& o
       if (ec) break;
       deadline = std::max(deadline, now_ns() + tmo);
     }
+    if (next_reply == c.replies.size() && !ec && left > 0) {
+      // Every expected reply is in, but requests that answer nothing (a last guest-shutdown)
+      // may still be waiting for their recorded time: let the writer send them, within the
+      // same deadline (it wakes this timer when it ends).
+      done.expires_at(to_tp(std::max(deadline, now_ns() + tmo)));
+      co_await done.async_wait(use_tuple);
+    }
     reading_done = true;
     taken.cancel();
     p2.cancel();

@@ -871,6 +871,33 @@ class RecordReplay(unittest.TestCase):
         finally:
             shutil.rmtree(d, ignore_errors=True)
 
+    def test_pipeline_sends_requests_after_the_last_reply(self):
+        """A session ending on a command that answers nothing (Proxmox's `qm shutdown`): in
+        both modes it is sent, also when its recorded time comes after the last reply."""
+        d = tempfile.mkdtemp(prefix="fleetga-host-rr.")
+        try:
+            s = os.path.join(d, "s.jsonl")
+            with open(s, "w") as f:
+                f.write('{"t": 0, "dir": "h2a", "json": {"execute": "guest-ping"}}\n')
+                f.write('{"t": 0, "dir": "a2h", "json": {"return": {}}}\n')
+                f.write('{"t": 0.3, "dir": "h2a", "json": {"execute": "guest-shutdown"}}\n')
+            for mode in ("--pipeline", "--lockstep"):
+                seen = []
+
+                def reply(r):  # a fake: nothing is shut down
+                    seen.append(r.get("execute"))
+                    return None if r.get("execute") == "guest-shutdown" else honest(r)
+                with self.subTest(mode=mode), FakeAgent(reply) as fa:
+                    rc, out, err = host("replay", s, "--agent", fa.sock, mode, "--speed", 1, "--allow-unsafe",
+                                        "--timeout", 2)
+                    self.assertEqual(rc, 0, out + err)
+                    deadline = time.monotonic() + 2
+                    while "guest-shutdown" not in seen and time.monotonic() < deadline:
+                        time.sleep(0.02)
+                    self.assertIn("guest-shutdown", seen)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
 
 if __name__ == "__main__":
     unittest.main()
