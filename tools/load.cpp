@@ -43,7 +43,7 @@ std::string_view style_name(style s) {
   return "?";
 }
 
-enum class scenario : std::uint8_t { none, boot_storm, timeouts, disconnects, exec_poll, backup_window, credentials };
+enum class scenario : std::uint8_t { none, boot_storm, timeouts, disconnects, exec_poll, backup_window, credentials, file_read };
 
 struct load_opts {
   std::vector<std::string> agents;
@@ -69,6 +69,8 @@ struct load_opts {
   double every = 0;  // backup-window / credentials: seconds between rounds (0: the scenario's default)
   std::string user;  // credentials: the guest account whose keys and password are rotated
   double cpu_limit = 0;  // spawned agents: percent of one CPU each (cgroup CFS quota); 0 = none
+  std::string path;      // file-read: the guest file
+  std::vector<long long> chunks{4096, 65536, 1048576};  // file-read: guest-file-read counts, by turns
   scenario scen = scenario::none;
   std::uint64_t seed = 0;
 };
@@ -100,6 +102,7 @@ struct thread_stats {
   std::uint64_t connects = 0, stale = 0;
   std::uint64_t windows = 0;  // backup windows completed (frozen, held, thawed)
   std::uint64_t rotations = 0;  // credential rotations completed (keys reset and read back, password set)
+  std::uint64_t files_read = 0, bytes_read = 0;  // file-read: whole reads (open .. eof, close) and their bytes
   std::uint64_t handshake_desyncs = 0;  // a sync handshake that saw only wrong ids, then timed out
 };
 
@@ -148,6 +151,7 @@ constexpr std::string_view scenario_commands[] = {
     "guest-get-timezone", "guest-network-get-interfaces", "guest-get-load", "guest-get-fsinfo", "guest-info",
     "guest-exec", "guest-exec-status", "guest-fsfreeze-freeze", "guest-fsfreeze-thaw",
     "guest-ssh-add-authorized-keys", "guest-ssh-get-authorized-keys", "guest-set-user-password",
+    "guest-file-open", "guest-file-read", "guest-file-close",
     "resync (0xFF + guest-sync-delimited)", "reconnect + resync", "(reply nobody asked for)"};
 
 // ---- one client -----------------------------------------------------------------------
@@ -690,6 +694,7 @@ struct client {
     asio::steady_timer t(ex);
     agent_conn c(ex);
     int failures = 0;
+    long long round = 0, first_bytes = -1;  // file-read
     auto failed = [&]() {
       c.close();
       if (++failures >= 3) {
@@ -959,6 +964,76 @@ struct client {
           co_await sleep_until(t, t0 + static_cast<std::int64_t>((run.o->every > 0 ? run.o->every : 300) * 1e9));
           break;
         }
+        case scenario::file_read: {
+          // Automation (clients.md 5.2/5.3: Ansible's 64 KiB, Proxmox's 1 MiB, libvirt's 4 KiB
+          // default): open, guest-file-read chunks until eof, close; the chunk size changes
+          // every round. Each reply is checked (count = the decoded base64's length) and
+          // every round of a client must read as many bytes as its first.
+          if (!c.is_open() && !(co_await open(c))) {
+            if (failed()) co_return;
+            continue;
+          }
+          const long long chunk = run.o->chunks[static_cast<std::size_t>(round++) % run.o->chunks.size()];
+          std::string reply, path_json;
+          append_json_string(path_json, run.o->path);
+          auto is_error = [&] { return reply.rfind("{\"error\"", 0) == 0; };
+          bool good = co_await op(c, sid("guest-file-open"), "guest-file-open",
+                                  fmt::format("{{\"path\":{},\"mode\":\"r\"}}", path_json), &reply);
+          long long handle = -1;
+          if (good && std::sscanf(reply.c_str(), "{\"return\": %lld}", &handle) != 1) {
+            agent.problem(fmt::format("file-read: guest-file-open answered {}", reply.substr(0, 200)));
+            good = false;
+            if (!is_error()) {
+              if (failed()) co_return;
+              continue;
+            }
+            // The file can't be opened (an error reply, counted): don't spin on it.
+            co_await sleep_until(t, now_ns() + 1'000'000'000);
+            break;
+          }
+          std::uint64_t bytes = 0;
+          bool eof = false;
+          const std::string args = fmt::format("{{\"handle\":{},\"count\":{}}}", handle, chunk);
+          while (good && !eof && !run.should_stop()) {
+            good = co_await op(c, sid("guest-file-read"), "guest-file-read", args, &reply);
+            if (!good) break;
+            long long count = -1;
+            const auto cpos = reply.find("\"count\": ");
+            const auto bpos = reply.find("\"buf-b64\": \"");
+            const auto bend = bpos == std::string::npos ? bpos : reply.find('"', bpos + 12);
+            if (cpos != std::string::npos) count = std::atoll(reply.c_str() + cpos + 9);
+            if (is_error() || count < 0 || count > chunk || bend == std::string::npos ||
+                static_cast<long long>(bend - bpos - 12) != (count + 2) / 3 * 4) {
+              agent.problem(fmt::format("file-read: guest-file-read (count {}) answered {}", chunk, reply.substr(0, 200)));
+              good = false;
+              break;
+            }
+            bytes += static_cast<std::uint64_t>(count);
+            eof = reply.find("\"eof\": true") != std::string::npos;
+          }
+          // Always close what was opened (fresh connection if this one failed).
+          if (!c.is_open() || !good) {
+            c.close();
+            (void)co_await open(c);
+          }
+          if (c.is_open())
+            (void)co_await op(c, sid("guest-file-close"), "guest-file-close", fmt::format("{{\"handle\":{}}}", handle));
+          if (good && eof) {
+            if (first_bytes < 0) first_bytes = static_cast<long long>(bytes);
+            if (static_cast<long long>(bytes) != first_bytes) {
+              agent.problem(fmt::format("file-read: read {} bytes in {}-byte chunks, {} in the first round", bytes, chunk,
+                                        first_bytes));
+              good = false;
+            } else {
+              ++st.files_read;
+              st.bytes_read += bytes;
+            }
+          }
+          if (!good && failed()) co_return;
+          if (good) failures = 0;
+          if (run.o->every > 0) co_await sleep_until(t, now_ns() + static_cast<std::int64_t>(run.o->every * 1e9));
+          break;
+        }
         case scenario::none:
           co_return;
       }
@@ -1151,6 +1226,19 @@ int cmd_load(int argc, char** argv) {
     else if (a == "--every") o.every = parse_seconds(val(), a);
     else if (a == "--user") o.user = val();
     else if (a == "--cpu-limit") o.cpu_limit = parse_seconds(val(), a);
+    else if (a == "--path") o.path = val();
+    else if (a == "--chunk") {
+      o.chunks.clear();
+      std::string v = val();
+      for (std::size_t p = 0; p <= v.size();) {
+        auto q = v.find(',', p);
+        const long long n = parse_count(v.substr(p, q == std::string::npos ? std::string::npos : q - p), a);
+        if (n < 1 || n > 48ll * 1024 * 1024) throw usage_error("--chunk: guest-file-read counts, 1 to 48 MiB");
+        o.chunks.push_back(n);
+        if (q == std::string::npos) break;
+        p = q + 1;
+      }
+    }
     else if (a == "--scenario") {
       std::string s = val();
       scenario_name = s;
@@ -1160,7 +1248,8 @@ int cmd_load(int argc, char** argv) {
       else if (s == "exec-poll") o.scen = scenario::exec_poll;
       else if (s == "backup-window") o.scen = scenario::backup_window;
       else if (s == "credentials") o.scen = scenario::credentials;
-      else throw usage_error("--scenario: backup-window, boot-storm, credentials, exec-poll, timeouts or disconnects");
+      else if (s == "file-read") o.scen = scenario::file_read;
+      else throw usage_error("--scenario: backup-window, boot-storm, credentials, exec-poll, file-read, timeouts or disconnects");
     } else if (a == "-h" || a == "--help") {
       std::cout << load_usage;
       return ok;
@@ -1206,6 +1295,8 @@ int cmd_load(int argc, char** argv) {
     throw usage_error("--cpu-limit throttles the agents fleetga-host starts: only with --spawn");
   if ((o.scen == scenario::backup_window || o.scen == scenario::credentials) && o.clients > 1)
     throw usage_error("backup-window and credentials act on the guest's state: one client per agent (--clients 1)");
+  if (o.scen == scenario::file_read && (o.path.empty() || !o.allow_unsafe))
+    throw usage_error("file-read opens a guest file (read-only) with guest-file-open: give --path PATH and --allow-unsafe");
   if (o.scen == scenario::exec_poll && !o.allow_unsafe)
     throw usage_error("exec-poll runs /bin/true where the agent runs: add --allow-unsafe");
   if (o.scen == scenario::credentials) {
@@ -1333,11 +1424,13 @@ int cmd_load(int argc, char** argv) {
   // Merge.
   std::vector<cmd_stats> per_cmd(run.cmd_names.size());
   cmd_stats total;
-  std::uint64_t connects = 0, stale = 0, handshake_desyncs = 0, windows = 0, rotations = 0;
+  std::uint64_t connects = 0, stale = 0, handshake_desyncs = 0, windows = 0, rotations = 0, files_read = 0, bytes_read = 0;
   for (auto& s : stats) {
     handshake_desyncs += s->handshake_desyncs;
     windows += s->windows;
     rotations += s->rotations;
+    files_read += s->files_read;
+    bytes_read += s->bytes_read;
     for (std::size_t i = 0; i < per_cmd.size(); ++i) per_cmd[i].merge(s->per_cmd[i]);
     connects += s->connects;
     stale += s->stale;
@@ -1358,6 +1451,10 @@ int cmd_load(int argc, char** argv) {
   if (hard_stopped) problems.push_back("hard stop: clients still busy at duration + timeout + 3 s; report is partial");
   if (o.scen == scenario::backup_window && windows == 0) {
     problems.push_back("backup-window: no window completed (freeze, hold, thaw)");
+    any_agent_problem = true;
+  }
+  if (o.scen == scenario::file_read && files_read == 0) {
+    problems.push_back("file-read: no file read to the end");
     any_agent_problem = true;
   }
   if (o.scen == scenario::credentials && rotations == 0) {
@@ -1381,6 +1478,9 @@ int cmd_load(int argc, char** argv) {
       fmt::format_to(std::back_inserter(out), "\"backup_windows\": {}, \"hold_s\": {}, ", windows, o.hold);
     if (o.scen == scenario::credentials)
       fmt::format_to(std::back_inserter(out), "\"credential_rotations\": {}, ", rotations);
+    if (o.scen == scenario::file_read)
+      fmt::format_to(std::back_inserter(out), "\"files_read\": {}, \"bytes_read\": {}, \"read_bytes_per_s\": {:.0f}, ", files_read,
+                     bytes_read, static_cast<double>(bytes_read) / el_s);
     if (cg)
       fmt::format_to(std::back_inserter(out),
                      "\"cpu_limit\": {{\"percent\": {}, \"cgroup\": \"{}\", \"periods\": {}, \"throttled_periods\": {}, "
@@ -1442,6 +1542,9 @@ int cmd_load(int argc, char** argv) {
     if (o.scen == scenario::credentials)
       fmt::format_to(std::back_inserter(out), "credential rotations completed (keys reset and read back, password set): {}\n",
                      rotations);
+    if (o.scen == scenario::file_read)
+      fmt::format_to(std::back_inserter(out), "files read to the end: {}, {} bytes, {:.1f} MB/s\n", files_read, bytes_read,
+                     static_cast<double>(bytes_read) / el_s / 1e6);
     if (cg)
       fmt::format_to(std::back_inserter(out),
                      "agents limited to {} % of a CPU each ({}): throttled in {} of {} periods, {:.0f} ms in all\n",

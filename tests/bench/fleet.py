@@ -270,6 +270,21 @@ def run(fleetga, host, quick=False, png=None):
             starve_note = str(e).strip().splitlines()[-1][:300]
             starved = {}
             break
+    # Automation: one agent reads a 4 MiB file end to end, again and again (fleetga-host
+    # --scenario file-read), in Ansible's 64 KiB and Proxmox's 1 MiB chunks.
+    reads = {}
+    work = tempfile.mkdtemp(prefix="fleetga-fleet-read.")
+    try:
+        path = os.path.join(work, "data")
+        with open(path, "wb") as fh:
+            fh.write(os.urandom(4 << 20))
+        for chunk in (65536, 1048576):
+            for name in ("qemu-ga", "fleetga"):
+                reads[(chunk, name)] = load(host, agents_bins[name], 1, None, 3 if quick else 5,
+                                            extra=("--scenario", "file-read", "--path", path, "--chunk", str(chunk),
+                                                   "--allow-unsafe"))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     mem = {name: memory_run(host, b, million) for name, b in agents_bins.items()}
     # fleetga-host itself against its trivial responder: the tool must never be the bottleneck.
     tool = {}
@@ -328,6 +343,18 @@ def run(fleetga, host, quick=False, png=None):
                 f"{f['total']['desyncs']} / {f['total']['lost']} | |", ""]
     else:
         out += [f"Not measured on this machine: {starve_note}", ""]
+    out += ["#### Reading a guest file: guest-file-open, guest-file-read to the end, guest-file-close, over and over", "",
+            "`fleetga-host load --scenario file-read`, one agent, a 4 MiB file; every reply's count is "
+            "checked against its base64 and every read must give the whole file.", "",
+            "| chunk | qemu-ga MB/s | fleetga MB/s | fleetga advantage | qemu-ga read p50 / p99 | fleetga read p50 / p99 |",
+            "|---:|---:|---:|---:|---:|---:|"]
+    for chunk in (65536, 1048576):
+        q, f = reads[(chunk, "qemu-ga")], reads[(chunk, "fleetga")]
+        qr, fr = q["commands"]["guest-file-read"], f["commands"]["guest-file-read"]
+        qm, fm = q["read_bytes_per_s"] / 1e6, f["read_bytes_per_s"] / 1e6
+        out.append(f"| {chunk // 1024:,} KiB | {qm:,.0f} | {fm:,.0f} | {fm / max(qm, 1e-9):.1f}x | "
+                   f"{fmt_us(qr['p50_us'])} / {fmt_us(qr['p99_us'])} | {fmt_us(fr['p50_us'])} / {fmt_us(fr['p99_us'])} |")
+    out.append("")
     if png and plot(sections["10x"], png):
         out.append(f"![latency per command, qemu-ga vs fleetga]({os.path.basename(png)})")
         out.append("")

@@ -522,6 +522,45 @@ class Load(unittest.TestCase):
         self.assertLess(limited["throughput"], free["throughput"] / 3, (limited["throughput"], free["throughput"]))
         self.assertEqual(limited["total"]["over_1s"], 0)
 
+    def test_file_read_scenario(self):
+        rc, out, err = host("load", "--agent", "/nonexistent", "--scenario", "file-read", "--path", "/etc/hostname")
+        self.assertEqual(rc, 2, err)  # guest-file-open: --allow-unsafe
+        d = tempfile.mkdtemp(prefix="fleetga-host-fr.")
+        try:
+            data = os.urandom(200_001)
+            path = os.path.join(d, "data")
+            with open(path, "wb") as f:
+                f.write(data)
+            with qga.Agent(qga.FLEETGA) as a:
+                a.connect().close()
+                rc, rep, err = load_json("--agent", a.sock, "--scenario", "file-read", "--path", path, "--allow-unsafe",
+                                         "--chunk", "4096,65536", "--duration", 2)
+                self.assertEqual(rc, 0, (rep, err))
+                self.assertGreaterEqual(rep["files_read"], 2)
+                self.assertEqual(rep["bytes_read"], rep["files_read"] * len(data))
+                self.assertEqual(rep["commands"]["guest-file-open"]["count"], rep["commands"]["guest-file-close"]["count"])
+                rc, rep, err = load_json("--agent", a.sock, "--scenario", "file-read", "--path", path + ".missing",
+                                         "--allow-unsafe", "--duration", 1)
+                self.assertEqual(rc, 1, (rep, err))
+                self.assertTrue(any("No such file or directory" in p for p in rep["problems"]), rep["problems"])
+
+            def lying_agent(r):
+                """Says it read 10 bytes but sends 4 bytes' worth of base64."""
+                cmd = r.get("execute")
+                if cmd == "guest-file-open":
+                    return b'{"return": 1000}\n'
+                if cmd == "guest-file-read":
+                    return b'{"return": {"count": 10, "buf-b64": "AAAAAA==", "eof": true}}\n'
+                return honest(r)
+            with FakeAgent(lying_agent) as f:
+                rc, rep, err = load_json("--agent", f.sock, "--scenario", "file-read", "--path", "/x", "--allow-unsafe",
+                                         "--duration", 1)
+                self.assertEqual(rc, 1, (rep, err))
+                self.assertTrue(any("file-read: guest-file-read (count 4096) answered" in p for p in rep["problems"]),
+                                rep["problems"])
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
     def test_mix_file_and_session_as_mix(self):
         d = tempfile.mkdtemp(prefix="fleetga-host-mix.")
         try:
