@@ -286,6 +286,10 @@ bool plain_execute(std::string_view t, std::string_view& name) {
 
 }  // namespace
 
+bool is_plain_command_name(std::string_view name) {
+  return !name.empty() && std::all_of(name.begin(), name.end(), is_plain_name_char);
+}
+
 bool request_parser::parse(const frame& message, request& req, error& err) {
   req = request{};
   if (std::string_view name; !message.extended && plain_execute(message.text, name)) {

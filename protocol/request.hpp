@@ -16,6 +16,10 @@ struct request {
   std::string_view id;         // id as QEMU would print it; empty when absent
 };
 
+// [A-Za-z0-9_.-]+: every QGA command name; the names request_parser takes without simdjson
+// when the request is only {"execute": "name"}.
+bool is_plain_command_name(std::string_view name);
+
 class request_parser {
  public:
   request_parser();

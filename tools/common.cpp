@@ -271,15 +271,6 @@ bool is_unsafe_command(std::string_view c) {
   return false;
 }
 
-bool is_command_name(std::string_view c) {
-  if (c.empty()) return false;
-  for (char ch : c)
-    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' ||
-          ch == '.'))
-      return false;
-  return true;
-}
-
 bool is_no_reply_command(std::string_view c) {
   return c == "guest-shutdown" || c == "guest-suspend-disk" || c == "guest-suspend-ram" ||
          c == "guest-suspend-hybrid";

@@ -81,8 +81,6 @@ void append_json_string(std::string& out, std::string_view s);  // standard JSON
 // Commands that change the system a real agent runs on. fleetga-host never sends them unless
 // asked in so many words (--allow-unsafe, or a scenario that needs them with --allow-freeze).
 bool is_unsafe_command(std::string_view cmd);
-// [A-Za-z0-9_.-]+: what a QGA command name is made of.
-bool is_command_name(std::string_view cmd);
 // Commands that answer nothing on success (success-response: false).
 bool is_no_reply_command(std::string_view cmd);
 // Replies whose values change from call to call: replay compares them by shape.

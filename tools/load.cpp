@@ -25,6 +25,7 @@
 #include <fmt/format.h>
 
 #include "protocol/base64.hpp"
+#include "protocol/request.hpp"
 #include "tools/cgroup.hpp"
 #include "tools/net.hpp"
 #include "tools/subcommands.hpp"
@@ -1279,7 +1280,7 @@ int cmd_load(int argc, char** argv) {
       throw usage_error(m.command + " changes the system the agent runs on: add --allow-unsafe if you mean it");
     // The name goes into the request as it is: nothing but a command name may pass (a quote
     // would let a second request, of any command, through the checks below).
-    if (!is_command_name(m.command)) throw usage_error(fmt::format("'{}' is not a command name", m.command));
+    if (!protocol::is_plain_command_name(m.command)) throw usage_error(fmt::format("'{}' is not a command name", m.command));
     // A mix ends on any command: a freeze in it may be left standing, so only for agents
     // fleetga-host started (backup-window always thaws, and may run against --agent).
     if (m.command.rfind("guest-fsfreeze-freeze", 0) == 0 && (!o.allow_freeze || o.spawn.empty()))
