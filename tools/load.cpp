@@ -101,9 +101,9 @@ struct thread_stats {
   std::vector<cmd_stats> per_cmd;
   single_writer_counter replies, errors, desyncs, lost;
   std::uint64_t connects = 0, stale = 0;
-  std::uint64_t windows = 0;  // backup windows completed (frozen, held, thawed)
-  std::uint64_t rotations = 0;  // credential rotations completed (keys reset and read back, password set)
-  std::uint64_t files_read = 0, bytes_read = 0;  // file-read: whole reads (open .. eof, close) and their bytes
+  // Scenario rounds completed (backup windows held and thawed, credential rotations read back,
+  // files read to the end: rounds_of()), and the bytes file-read read.
+  std::uint64_t rounds = 0, bytes_read = 0;
   std::uint64_t handshake_desyncs = 0;  // a sync handshake that saw only wrong ids, then timed out
 };
 
@@ -154,6 +154,21 @@ constexpr std::string_view scenario_commands[] = {
     "guest-ssh-add-authorized-keys", "guest-ssh-get-authorized-keys", "guest-set-user-password",
     "guest-file-open", "guest-file-read", "guest-file-close",
     "resync (0xFF + guest-sync-delimited)", "reconnect + resync", "(reply nobody asked for)"};
+
+// Scenarios whose rounds are counted (thread_stats::rounds): the report's JSON key, and the
+// problem of a run that completed none. An empty key: nothing counted.
+struct round_names {
+  std::string_view json_key, none;
+};
+round_names rounds_of(scenario s) {
+  switch (s) {
+    case scenario::backup_window: return {"backup_windows", "backup-window: no window completed (freeze, hold, thaw)"};
+    case scenario::credentials:
+      return {"credential_rotations", "credentials: no rotation completed (keys reset and read back, password set)"};
+    case scenario::file_read: return {"files_read", "file-read: no file read to the end"};
+    default: return {};
+  }
+}
 
 // ---- one client -----------------------------------------------------------------------
 
@@ -680,6 +695,14 @@ struct client {
     co_return true;
   }
 
+  // Scenario replies are {"return": ...} or {"error": ...}, the member first (QEMU's writer).
+  static bool is_error_reply(std::string_view reply) { return reply.rfind("{\"error\"", 0) == 0; }
+  // `ok`, or else an agent problem naming the scenario's step and the reply it got.
+  bool expect(bool ok, std::string_view scen, std::string_view what, std::string_view reply) {
+    if (!ok) agent.problem(fmt::format("{}: {} answered {}", scen, what, reply.substr(0, 200)));
+    return ok;
+  }
+
   // Sleeps until `when` or the end of the run, in slices of at most 250 ms so that Ctrl-C
   // (run.stop) ends a scenario waiting minutes for its next round.
   asio::awaitable<void> sleep_until(asio::steady_timer& t, std::int64_t when) {
@@ -859,12 +882,8 @@ struct client {
           const std::int64_t t0 = now_ns();
           const auto hold_ns = static_cast<std::int64_t>(run.o->hold * 1e9);
           std::string reply;
-          auto check = [&](bool ok, std::string_view what) {
-            if (!ok) agent.problem(fmt::format("backup window: {} answered {}", what, reply.substr(0, 200)));
-            return ok;
-          };
-          // Replies are {"return": ...} or {"error": ...}, the member first (QEMU's writer).
-          auto is_error = [&] { return reply.rfind("{\"error\"", 0) == 0; };
+          auto check = [&](bool ok, std::string_view what) { return expect(ok, "backup window", what, reply); };
+          auto is_error = [&] { return is_error_reply(reply); };
           auto says = [&](std::string_view state) { return reply == fmt::format("{{\"return\": \"{}\"}}", state); };
           // One co_await per statement: GCC 12 evaluates the operand of a later co_await in an
           // && chain before the earlier one resumes.
@@ -910,7 +929,7 @@ struct client {
           if (!good && failed()) co_return;
           if (good) failures = 0;
           // A window counts when it held the freeze for the whole --hold (not cut by the end).
-          if (good && held) ++st.windows;
+          if (good && held) ++st.rounds;
           const std::int64_t period = run.o->every > 0 ? static_cast<std::int64_t>(run.o->every * 1e9)
                                                        : std::max<std::int64_t>(10'000'000'000LL, hold_ns + 5'000'000'000LL);
           co_await sleep_until(t, t0 + period);
@@ -927,11 +946,8 @@ struct client {
           const std::int64_t t0 = now_ns();
           std::string reply, user_json;
           append_json_string(user_json, run.o->user);
-          auto check = [&](bool ok, std::string_view what) {
-            if (!ok) agent.problem(fmt::format("credentials: {} answered {}", what, reply.substr(0, 200)));
-            return ok;
-          };
-          auto is_error = [&] { return reply.rfind("{\"error\"", 0) == 0; };
+          auto check = [&](bool ok, std::string_view what) { return expect(ok, "credentials", what, reply); };
+          auto is_error = [&] { return is_error_reply(reply); };
           const std::string key = fmt::format("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI{:016x}{:016x} fleetga-host-rotation",
                                               r.next(), r.next());
           std::string pw, pw_b64;
@@ -960,7 +976,7 @@ struct client {
           if (!good && failed()) co_return;
           if (good) {
             failures = 0;
-            ++st.rotations;
+            ++st.rounds;
           }
           co_await sleep_until(t, t0 + static_cast<std::int64_t>((run.o->every > 0 ? run.o->every : 300) * 1e9));
           break;
@@ -977,13 +993,12 @@ struct client {
           const long long chunk = run.o->chunks[static_cast<std::size_t>(round++) % run.o->chunks.size()];
           std::string reply, path_json;
           append_json_string(path_json, run.o->path);
-          auto is_error = [&] { return reply.rfind("{\"error\"", 0) == 0; };
+          auto is_error = [&] { return is_error_reply(reply); };
           bool good = co_await op(c, sid("guest-file-open"), "guest-file-open",
                                   fmt::format("{{\"path\":{},\"mode\":\"r\"}}", path_json), &reply);
           long long handle = -1;
           if (good && std::sscanf(reply.c_str(), "{\"return\": %lld}", &handle) != 1) {
-            agent.problem(fmt::format("file-read: guest-file-open answered {}", reply.substr(0, 200)));
-            good = false;
+            good = expect(false, "file-read", "guest-file-open", reply);
             if (!is_error()) {
               if (failed()) co_return;
               continue;
@@ -1005,8 +1020,7 @@ struct client {
             if (cpos != std::string::npos) count = std::atoll(reply.c_str() + cpos + 9);
             if (is_error() || count < 0 || count > chunk || bend == std::string::npos ||
                 static_cast<long long>(bend - bpos - 12) != (count + 2) / 3 * 4) {
-              agent.problem(fmt::format("file-read: guest-file-read (count {}) answered {}", chunk, reply.substr(0, 200)));
-              good = false;
+              good = expect(false, "file-read", fmt::format("guest-file-read (count {})", chunk), reply);
               break;
             }
             bytes += static_cast<std::uint64_t>(count);
@@ -1026,7 +1040,7 @@ struct client {
                                         first_bytes));
               good = false;
             } else {
-              ++st.files_read;
+              ++st.rounds;
               st.bytes_read += bytes;
             }
           }
@@ -1425,12 +1439,10 @@ int cmd_load(int argc, char** argv) {
   // Merge.
   std::vector<cmd_stats> per_cmd(run.cmd_names.size());
   cmd_stats total;
-  std::uint64_t connects = 0, stale = 0, handshake_desyncs = 0, windows = 0, rotations = 0, files_read = 0, bytes_read = 0;
+  std::uint64_t connects = 0, stale = 0, handshake_desyncs = 0, rounds = 0, bytes_read = 0;
   for (auto& s : stats) {
     handshake_desyncs += s->handshake_desyncs;
-    windows += s->windows;
-    rotations += s->rotations;
-    files_read += s->files_read;
+    rounds += s->rounds;
     bytes_read += s->bytes_read;
     for (std::size_t i = 0; i < per_cmd.size(); ++i) per_cmd[i].merge(s->per_cmd[i]);
     connects += s->connects;
@@ -1450,16 +1462,9 @@ int cmd_load(int argc, char** argv) {
       any_agent_problem = true;
     }
   if (hard_stopped) problems.push_back("hard stop: clients still busy at duration + timeout + 3 s; report is partial");
-  if (o.scen == scenario::backup_window && windows == 0) {
-    problems.push_back("backup-window: no window completed (freeze, hold, thaw)");
-    any_agent_problem = true;
-  }
-  if (o.scen == scenario::file_read && files_read == 0) {
-    problems.push_back("file-read: no file read to the end");
-    any_agent_problem = true;
-  }
-  if (o.scen == scenario::credentials && rotations == 0) {
-    problems.push_back("credentials: no rotation completed (keys reset and read back, password set)");
+  const round_names counted = rounds_of(o.scen);
+  if (!counted.json_key.empty() && rounds == 0) {
+    problems.emplace_back(counted.none);
     any_agent_problem = true;
   }
   const double el_s = static_cast<double>(elapsed) / 1e9;
@@ -1475,13 +1480,11 @@ int cmd_load(int argc, char** argv) {
                    "\"depth\": {}, \"duration_s\": {:.3f}, \"replies\": {}, \"throughput\": {:.1f}, \"connects\": {}, \"stale_skipped\": {}, \"handshake_desyncs\": {}, ",
                    styles, agents.size(), o.clients, o.rate, o.depth, el_s, total.count,
                    static_cast<double>(total.count) / el_s, connects, stale, handshake_desyncs);
-    if (o.scen == scenario::backup_window)
-      fmt::format_to(std::back_inserter(out), "\"backup_windows\": {}, \"hold_s\": {}, ", windows, o.hold);
-    if (o.scen == scenario::credentials)
-      fmt::format_to(std::back_inserter(out), "\"credential_rotations\": {}, ", rotations);
+    if (!counted.json_key.empty()) fmt::format_to(std::back_inserter(out), "\"{}\": {}, ", counted.json_key, rounds);
+    if (o.scen == scenario::backup_window) fmt::format_to(std::back_inserter(out), "\"hold_s\": {}, ", o.hold);
     if (o.scen == scenario::file_read)
-      fmt::format_to(std::back_inserter(out), "\"files_read\": {}, \"bytes_read\": {}, \"read_bytes_per_s\": {:.0f}, ", files_read,
-                     bytes_read, static_cast<double>(bytes_read) / el_s);
+      fmt::format_to(std::back_inserter(out), "\"bytes_read\": {}, \"read_bytes_per_s\": {:.0f}, ", bytes_read,
+                     static_cast<double>(bytes_read) / el_s);
     if (cg)
       fmt::format_to(std::back_inserter(out),
                      "\"cpu_limit\": {{\"percent\": {}, \"cgroup\": \"{}\", \"periods\": {}, \"throttled_periods\": {}, "
@@ -1539,12 +1542,12 @@ int cmd_load(int argc, char** argv) {
     fmt::format_to(std::back_inserter(out), "connections {}, stale replies skipped {}, handshake desyncs {}\n", connects, stale,
                    handshake_desyncs);
     if (o.scen == scenario::backup_window)
-      fmt::format_to(std::back_inserter(out), "backup windows completed (freeze, {} s frozen, thaw): {}\n", o.hold, windows);
+      fmt::format_to(std::back_inserter(out), "backup windows completed (freeze, {} s frozen, thaw): {}\n", o.hold, rounds);
     if (o.scen == scenario::credentials)
       fmt::format_to(std::back_inserter(out), "credential rotations completed (keys reset and read back, password set): {}\n",
-                     rotations);
+                     rounds);
     if (o.scen == scenario::file_read)
-      fmt::format_to(std::back_inserter(out), "files read to the end: {}, {} bytes, {:.1f} MB/s\n", files_read, bytes_read,
+      fmt::format_to(std::back_inserter(out), "files read to the end: {}, {} bytes, {:.1f} MB/s\n", rounds, bytes_read,
                      static_cast<double>(bytes_read) / el_s / 1e6);
     if (cg)
       fmt::format_to(std::back_inserter(out),
