@@ -252,6 +252,22 @@ def scenario_freeze(g, chk, figures):
                "return" in c.cmd("guest-file-open", {"path": "/tmp/thawed", "mode": "w"}), True)
 
 
+def host_load(g, chk, what, *args, expect_rc=0):
+    """`fleetga-host load --agent <g's port> ARGS --json --quiet`: its exit status is checked
+    with chk; returns its JSON report, or None when it wrote none."""
+    if not (HOST and os.access(HOST, os.X_OK)):
+        raise AssertionError(f"FLEETGA_HOST={HOST!r} is not an executable fleetga-host")
+    p = subprocess.run([HOST, "load", "--agent", g.sock, *args, "--json", "--quiet"],
+                       capture_output=True, text=True, timeout=90)
+    out = p.stdout[-3000:] + p.stderr[-2000:]
+    chk.true(f"fleetga-host load {what} exits {expect_rc}", p.returncode == expect_rc, out)
+    try:
+        return json.loads(p.stdout)
+    except ValueError:
+        chk.true("fleetga-host wrote its JSON report", False, out)
+        return None
+
+
 def scenario_backup_window(g, chk, figures):
     """clients.md 5.3's backup window driven by fleetga-host over the real port, one client:
     ping, fsfreeze-status, freeze (the hook runs), 3 s frozen while fsfreeze-status and
@@ -259,20 +275,12 @@ def scenario_backup_window(g, chk, figures):
     first starts within the run's first second).
     fleetga-host itself fails the run when the agent says "thawed" while the backup holds the
     freeze, errors on the status, or still says "frozen" after the thaw."""
-    if not (HOST and os.access(HOST, os.X_OK)):
-        raise AssertionError(f"FLEETGA_HOST={HOST!r} is not an executable fleetga-host")
     with g.connect(timeout=30) as c:
         c.sync_delimited()
         calls0 = len(hook_calls(c))
-    p = subprocess.run([HOST, "load", "--agent", g.sock, "--scenario", "backup-window", "--allow-freeze",
-                        "--hold", "3", "--duration", "15", "--timeout", "10", "--json", "--quiet"],
-                       capture_output=True, text=True, timeout=90)
-    out = (p.stdout[-3000:] + p.stderr[-2000:])
-    chk.true("fleetga-host load --scenario backup-window exits 0", p.returncode == 0, out)
-    try:
-        rep = json.loads(p.stdout)
-    except ValueError:
-        chk.true("fleetga-host wrote its JSON report", False, out)
+    rep = host_load(g, chk, "--scenario backup-window", "--scenario", "backup-window", "--allow-freeze",
+                    "--hold", "3", "--duration", "15", "--timeout", "10")
+    if rep is None:
         return
     cmds = rep.get("commands", {})
     for name, s in cmds.items():
@@ -303,8 +311,6 @@ def scenario_credentials(g, chk, figures):
     """clients.md 5.3's credential rotation driven by fleetga-host over the real port: every
     2 s for 5.5 s (the first within the first second: three rotations), alice gets a fresh
     key with reset=true (read back: exactly that key) and a fresh password."""
-    if not (HOST and os.access(HOST, os.X_OK)):
-        raise AssertionError(f"FLEETGA_HOST={HOST!r} is not an executable fleetga-host")
 
     def shadow(c):
         return next((line.split(":")[1] for line in c.read_file("/etc/shadow").decode().splitlines()
@@ -312,15 +318,9 @@ def scenario_credentials(g, chk, figures):
     with g.connect(timeout=30) as c:
         c.sync_delimited()
         before = shadow(c)
-    p = subprocess.run([HOST, "load", "--agent", g.sock, "--scenario", "credentials", "--allow-unsafe",
-                        "--user", "alice", "--every", "2", "--duration", "5.5", "--timeout", "20", "--json", "--quiet"],
-                       capture_output=True, text=True, timeout=90)
-    out = p.stdout[-3000:] + p.stderr[-2000:]
-    chk.true("fleetga-host load --scenario credentials exits 0", p.returncode == 0, out)
-    try:
-        rep = json.loads(p.stdout)
-    except ValueError:
-        chk.true("fleetga-host wrote its JSON report", False, out)
+    rep = host_load(g, chk, "--scenario credentials", "--scenario", "credentials", "--allow-unsafe",
+                    "--user", "alice", "--every", "2", "--duration", "5.5", "--timeout", "20")
+    if rep is None:
         return
     for name, s in rep.get("commands", {}).items():
         figures[name] = {"count": s["count"], "errors": s["errors"], "max_ms": round(s["max_us"] / 1000, 2)}
@@ -928,13 +928,8 @@ class FleetgaNoHwclock(GuestCase):
     def test_12_auto_thaw_under_a_backup_is_reported(self):
         self.timed()
         self.addCleanup(ensure_thawed, self.g)
-        if not (HOST and os.access(HOST, os.X_OK)):
-            self.fail(f"FLEETGA_HOST={HOST!r} is not an executable fleetga-host")
-        p = subprocess.run([HOST, "load", "--agent", self.g.sock, "--scenario", "backup-window", "--allow-freeze",
-                            "--hold", "5", "--duration", "7", "--timeout", "10", "--json", "--quiet"],
-                           capture_output=True, text=True, timeout=90)
-        self.assertEqual(p.returncode, 1, p.stdout[-2000:] + p.stderr[-2000:])
-        rep = json.loads(p.stdout)
+        rep = host_load(self.g, Strict(self), "--scenario backup-window", "--scenario", "backup-window",
+                        "--allow-freeze", "--hold", "5", "--duration", "7", "--timeout", "10", expect_rc=1)
         self.assertEqual(rep["backup_windows"], 0)
         self.assertTrue(any('guest-fsfreeze-status while frozen answered {"return": "thawed"}' in x
                             for x in rep["problems"]), rep["problems"])
