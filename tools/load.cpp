@@ -28,6 +28,7 @@
 #include "protocol/request.hpp"
 #include "tools/cgroup.hpp"
 #include "tools/net.hpp"
+#include "tools/stall_probe.hpp"
 #include "tools/subcommands.hpp"
 
 namespace fleetga::host {
@@ -72,6 +73,7 @@ struct load_opts {
   double cpu_limit = 0;  // spawned agents: percent of one CPU each (cgroup CFS quota); 0 = none
   std::string path;      // file-read: the guest file
   std::vector<long long> chunks{4096, 65536, 1048576};  // file-read: guest-file-read counts, by turns
+  std::int64_t stall_probe_ns = 0;  // --stall-probe: a CPU stall is a probe waking this late; 0 = off
   scenario scen = scenario::none;
   std::uint64_t seed = 0;
 };
@@ -97,8 +99,18 @@ struct single_writer_counter {
   std::uint64_t get() const { return v.load(std::memory_order_relaxed); }
 };
 
+// A recorded request's time in flight, kept under --stall-probe to set aside the requests
+// that were in flight during a CPU stall.
+struct timed_request {
+  std::uint32_t cmd;
+  std::int64_t from_ns, to_ns;
+};
+constexpr std::size_t max_timed_requests = 4'000'000;  // per client thread (96 MB)
+
 struct thread_stats {
   std::vector<cmd_stats> per_cmd;
+  std::vector<timed_request> timed;  // --stall-probe only
+  bool timed_full = false;
   single_writer_counter replies, errors, desyncs, lost;
   std::uint64_t connects = 0, stale = 0;
   // Scenario rounds completed (backup windows held and thawed, credential rotations read back,
@@ -195,9 +207,14 @@ struct client {
   }
 
   void record(std::size_t cmd, std::int64_t lat_ns, bool error, bool desync) {
-    if (run.record_from && now_ns() < run.record_from) {
+    const std::int64_t now = run.record_from || run.o->stall_probe_ns ? now_ns() : 0;
+    if (run.record_from && now < run.record_from) {
       if (desync) record_desync_only(cmd);
       return;
+    }
+    if (run.o->stall_probe_ns) {
+      if (st.timed.size() < max_timed_requests) st.timed.push_back({static_cast<std::uint32_t>(cmd), now - lat_ns, now});
+      else st.timed_full = true;
     }
     auto& c = st.per_cmd[cmd];
     ++c.count;
@@ -1241,6 +1258,11 @@ int cmd_load(int argc, char** argv) {
     else if (a == "--every") o.every = parse_seconds(val(), a);
     else if (a == "--user") o.user = val();
     else if (a == "--cpu-limit") o.cpu_limit = parse_seconds(val(), a);
+    else if (a == "--stall-probe") {
+      const long long us = parse_count(val(), a);
+      if (us < 100 || us > 1'000'000) throw usage_error("--stall-probe: microseconds, 100 to 1000000");
+      o.stall_probe_ns = us * 1000;
+    }
     else if (a == "--path") o.path = val();
     else if (a == "--chunk") {
       o.chunks.clear();
@@ -1374,6 +1396,8 @@ int cmd_load(int argc, char** argv) {
     }
   }
 
+  std::optional<stall_probe> probe;
+  if (o.stall_probe_ns) probe.emplace(o.stall_probe_ns);
   struct rusage ru0;
   ::getrusage(RUSAGE_SELF, &ru0);
   run.t0 = now_ns();
@@ -1422,6 +1446,8 @@ int cmd_load(int argc, char** argv) {
     }
   }
   for (auto& th : threads) th.join();
+  const std::vector<cpu_stall> no_stalls;
+  const std::vector<cpu_stall>& stalls = probe ? probe->finish() : no_stalls;
   // A backup window cut off by the hard stop (or whose thaws all failed) may have left an
   // agent frozen: thaw it now, on a fresh connection, and say so.
   for (auto& a : agents)
@@ -1432,6 +1458,7 @@ int cmd_load(int argc, char** argv) {
   auto secs = [](const timeval& a, const timeval& b) {
     return static_cast<double>(b.tv_sec - a.tv_sec) + static_cast<double>(b.tv_usec - a.tv_usec) / 1e6;
   };
+  // Under --stall-probe this includes the probe threads (reported on their own as well).
   const double user_s = secs(ru0.ru_utime, ru1.ru_utime), sys_s = secs(ru0.ru_stime, ru1.ru_stime);
   if (!o.spawn.empty()) stop_agents(agents, true);
   const cpu_throttling throttled = cg ? cg->stats() : cpu_throttling{};
@@ -1454,6 +1481,34 @@ int cmd_load(int argc, char** argv) {
     if (per_cmd[i].count || per_cmd[i].lost || per_cmd[i].desyncs) by_name[run.cmd_names[i]].merge(per_cmd[i]);
   for (auto& [n, s] : by_name) total.merge(s);
   total.desyncs += handshake_desyncs;
+  // --stall-probe: the same figures without the requests in flight during a CPU stall.
+  std::map<std::string, cmd_stats> outside;
+  cmd_stats outside_total;
+  std::uint64_t in_stalls = 0;
+  bool timed_full = false;
+  std::int64_t stalled_ns = 0, longest_stall = 0, stalls_recorded = 0;
+  if (probe) {
+    for (auto& s : stats) {
+      timed_full = timed_full || s->timed_full;
+      for (const auto& t : s->timed) {
+        if (overlaps_stall(stalls, t.from_ns, t.to_ns)) {
+          ++in_stalls;
+          continue;
+        }
+        auto& c = outside[run.cmd_names[t.cmd]];
+        ++c.count;
+        c.lat.add(t.to_ns - t.from_ns);
+      }
+    }
+    for (auto& [n, s] : outside) outside_total.merge(s);
+    const std::int64_t from = std::max(run.t0, run.record_from);
+    for (const auto& st : stalls) {
+      if (st.to_ns < from) continue;
+      ++stalls_recorded;
+      stalled_ns += st.to_ns - st.from_ns;
+      longest_stall = std::max(longest_stall, st.to_ns - st.from_ns);
+    }
+  }
   std::vector<std::string> problems;
   bool any_agent_problem = false;
   for (auto& a : agents)
@@ -1510,6 +1565,23 @@ int cmd_load(int argc, char** argv) {
     out += "}, \"total\": " + obj(total);
     fmt::format_to(std::back_inserter(out), ", \"cpu\": {{\"user_s\": {:.3f}, \"sys_s\": {:.3f}, \"ns_per_reply\": {:.1f}}}",
                    user_s, sys_s, total.count ? (user_s + sys_s) * 1e9 / static_cast<double>(total.count) : 0.0);
+    if (probe) {
+      fmt::format_to(std::back_inserter(out),
+                     ", \"stall_probe\": {{\"cpus\": {}, \"threshold_us\": {}, \"stalls\": {}, \"stalled_ms\": {:.3f}, "
+                     "\"longest_us\": {:.1f}, \"requests_in_stalls\": {}, \"request_log_full\": {}, \"probe_cpu_s\": {:.3f}, "
+                     "\"outside_stalls\": {{",
+                     probe->cpus(), o.stall_probe_ns / 1000, stalls_recorded, static_cast<double>(stalled_ns) / 1e6,
+                     us(longest_stall), in_stalls, timed_full ? "true" : "false", probe->cpu_s());
+      out += "\"commands\": {";
+      bool first_o = true;
+      for (auto& [n, c] : outside) {
+        if (!first_o) out += ", ";
+        first_o = false;
+        append_json_string(out, n);
+        out += ": " + obj(c);
+      }
+      out += "}, \"total\": " + obj(outside_total) + "}}";
+    }
     out += ", \"problems\": [";
     for (std::size_t i = 0; i < problems.size(); ++i) {
       if (i) out += ", ";
@@ -1557,6 +1629,19 @@ int cmd_load(int argc, char** argv) {
       fmt::format_to(std::back_inserter(out), "replies slower than the clients' deadlines 1 s / 3 s / 5 s: {} / {} / {}\n",
                      total.lat.count_at_least(1'000'000'000), total.lat.count_at_least(3'000'000'000),
                      total.lat.count_at_least(5'000'000'000));
+    if (probe) {
+      fmt::format_to(std::back_inserter(out),
+                     "CPU stalls (a probe thread pinned to each of {} CPUs woke {} or more late): {}, {:.1f} ms in all, "
+                     "longest {}; requests in flight during one: {}{}; the probe's CPU: {:.3f} s\n",
+                     probe->cpus(), fmt_ns(o.stall_probe_ns), stalls_recorded, static_cast<double>(stalled_ns) / 1e6,
+                     fmt_ns(longest_stall), in_stalls, timed_full ? " (request log full: later requests not checked)" : "",
+                     probe->cpu_s());
+      if (in_stalls) {
+        out += "the same without them:\n";
+        for (auto& [n, c] : outside) row(n, c);
+        row("TOTAL", outside_total);
+      }
+    }
     fmt::format_to(std::back_inserter(out), "fleetga-host CPU: {:.3f} s user + {:.3f} s sys = {:.0f} ns per reply\n", user_s,
                    sys_s, total.count ? (user_s + sys_s) * 1e9 / static_cast<double>(total.count) : 0.0);
     for (auto& p : problems) out += "problem: " + p + "\n";

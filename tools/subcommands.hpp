@@ -55,6 +55,9 @@ inline constexpr const char* load_usage =
     "                     (needs --allow-unsafe)\n"
     "  --cpu-limit PCT    --spawn'ed agents get PCT % of one CPU each (a cgroup's CFS quota per\n"
     "                     agent, 100 ms period; clients.md 5.3 CPU starvation: 5)\n"
+    "  --stall-probe US   a thread pinned to each CPU wakes every US microseconds; waking US late\n"
+    "                     is a CPU stall (a kernel thread or the hypervisor held the CPU): the\n"
+    "                     report adds the figures without the requests in flight during one\n"
     "  Exit: 0 no desyncs/lost replies/agent problems, 1 otherwise, 2 usage, 3 no agent reachable.\n";
 
 }  // namespace fleetga::host

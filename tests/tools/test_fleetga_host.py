@@ -495,6 +495,50 @@ class Load(unittest.TestCase):
             self.assertTrue(any("guest-ssh-get-authorized-keys after the reset answered" in p for p in rep["problems"]),
                             rep["problems"])
 
+    def test_stall_probe_sets_aside_requests_in_a_stall(self):
+        rc, out, err = host("load", "--agent", "/nonexistent", "--stall-probe", 50)
+        self.assertEqual(rc, 2, err)
+        # Every reply takes 300 ms. fleetga-host is stopped for 200 ms in the middle of the run:
+        # its probe threads wake that late on every CPU, and the request in flight then is
+        # counted as in a stall and left out of the second set of figures (and only of those).
+        def slow(r):
+            time.sleep(0.3)
+            return honest(r)
+        with FakeAgent(slow) as f:
+            p = subprocess.Popen([HOST, "load", "--agent", f.sock, "--command", "guest-ping", "--duration", "2.5",
+                                  "--stall-probe", "1000", "--json", "--quiet"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                time.sleep(1.2)
+                os.kill(p.pid, signal.SIGSTOP)
+                time.sleep(0.2)
+                os.kill(p.pid, signal.SIGCONT)
+                out, err = p.communicate(timeout=60)
+            finally:
+                if p.poll() is None:
+                    os.kill(p.pid, signal.SIGCONT)
+                    p.kill()
+                p.wait()
+        self.assertEqual(p.returncode, 0, err)
+        rep = json.loads(out)
+        sp = rep["stall_probe"]
+        self.assertEqual(sp["cpus"], len(os.sched_getaffinity(0)))
+        self.assertEqual(sp["threshold_us"], 1000)
+        self.assertGreaterEqual(sp["stalls"], sp["cpus"], sp)
+        self.assertGreaterEqual(sp["longest_us"], 150_000, sp)
+        self.assertGreaterEqual(sp["requests_in_stalls"], 1, sp)
+        outside = sp["outside_stalls"]["total"]
+        self.assertEqual(outside["count"] + sp["requests_in_stalls"], rep["total"]["count"], sp)
+        # The stopped request took 300 ms plus the stop; none left outside did.
+        self.assertGreater(rep["total"]["max_us"], 450_000, rep["total"])
+        self.assertLess(outside["max_us"], 450_000, outside)
+        self.assertGreater(sp["probe_cpu_s"], 0)
+        # Without the option the report has no such block.
+        with FakeAgent(honest) as f:
+            rc, rep, err = load_json("--agent", f.sock, "--command", "guest-ping", "--requests", 20)
+        self.assertEqual(rc, 0, (rep, err))
+        self.assertNotIn("stall_probe", rep)
+
     def test_cpu_limit_throttles_spawned_agents(self):
         rc, out, err = host("load", "--agent", "/nonexistent", "--cpu-limit", 5)
         self.assertEqual(rc, 2, err)
