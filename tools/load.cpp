@@ -1503,7 +1503,7 @@ int cmd_load(int argc, char** argv) {
     for (auto& [n, s] : outside) outside_total.merge(s);
     const std::int64_t from = std::max(run.t0, run.record_from);
     for (const auto& st : stalls) {
-      if (st.to_ns < from) continue;
+      if (st.to_ns < from || st.from_ns > run.stop_at) continue;  // the run's recorded part only
       ++stalls_recorded;
       stalled_ns += st.to_ns - st.from_ns;
       longest_stall = std::max(longest_stall, st.to_ns - st.from_ns);
