@@ -73,6 +73,9 @@ struct load_opts {
   double cpu_limit = 0;  // spawned agents: percent of one CPU each (cgroup CFS quota); 0 = none
   std::string path;      // file-read: the guest file
   std::vector<long long> chunks{4096, 65536, 1048576};  // file-read: guest-file-read counts, by turns
+  // exec-poll: bytes the guest command writes, by turns: none, 64 KiB, and one byte more than
+  // the 16 MiB an agent keeps (clients.md 5.3: "output of 0, 64 KiB and 16 MiB (truncation flags)")
+  std::vector<long long> outputs{0, 65536, (16LL << 20) + 1};
   std::int64_t stall_probe_ns = 0;  // --stall-probe: a CPU stall is a probe waking this late; 0 = off
   scenario scen = scenario::none;
   std::uint64_t seed = 0;
@@ -178,6 +181,7 @@ round_names rounds_of(scenario s) {
     case scenario::credentials:
       return {"credential_rotations", "credentials: no rotation completed (keys reset and read back, password set)"};
     case scenario::file_read: return {"files_read", "file-read: no file read to the end"};
+    case scenario::exec_poll: return {"execs", "exec-poll: no command ran to the end with its output checked"};
     default: return {};
   }
 }
@@ -735,7 +739,7 @@ struct client {
     asio::steady_timer t(ex);
     agent_conn c(ex);
     int failures = 0;
-    long long round = 0, first_bytes = -1;  // file-read
+    long long round = 0, first_bytes = -1;  // file-read, exec-poll
     auto failed = [&]() {
       c.close();
       if (++failures >= 3) {
@@ -858,13 +862,21 @@ struct client {
           break;
         }
         case scenario::exec_poll: {
-          // Old Ansible: guest-exec, then guest-exec-status in a busy loop with no sleep.
+          // Old Ansible (clients.md 5.3): guest-exec with the output captured, then
+          // guest-exec-status in a busy loop with no sleep until it exited. The command writes
+          // --output bytes (the size changes every round); the last status must say exit code 0,
+          // carry min(size, 16 MiB) bytes of out-data (none for none) and out-truncated exactly
+          // when the output was more than the agent keeps (wire spec: 16 MiB, the rest discarded).
           if (!c.is_open() && !(co_await open(c))) {
             if (failed()) co_return;
             continue;
           }
+          const long long size = run.o->outputs[static_cast<std::size_t>(round++) % run.o->outputs.size()];
           std::string reply;
-          if (!(co_await op(c, sid("guest-exec"), "guest-exec", "{\"path\":\"/bin/true\",\"capture-output\":true}", &reply))) {
+          if (!(co_await op(c, sid("guest-exec"), "guest-exec",
+                            fmt::format("{{\"path\":\"/bin/sh\",\"arg\":[\"-c\",\"head -c {} /dev/zero\"],"
+                                        "\"capture-output\":true}}", size),
+                            &reply))) {
             if (failed()) co_return;
             continue;
           }
@@ -879,9 +891,33 @@ struct client {
             break;
           }
           const std::string args = fmt::format("{{\"pid\":{}}}", pid);
+          bool exited = false;
           for (int polls = 0; polls < 100000 && !run.should_stop(); ++polls) {
             if (!(co_await op(c, sid("guest-exec-status"), "guest-exec-status", args, &reply))) break;
-            if (reply.find("\"exited\": true") != std::string::npos || reply.find("\"error\"") != std::string::npos) break;
+            if (is_error_reply(reply)) break;
+            exited = reply.find("\"exited\": true") != std::string::npos;
+            if (exited) break;
+          }
+          if (exited) {
+            constexpr long long kept_max = 16LL << 20;
+            const long long kept = std::min(size, kept_max);
+            const auto at = reply.find("\"out-data\": \"");
+            long long got = 0;
+            if (at != std::string::npos) {
+              const auto end = reply.find('"', at + 13);
+              const long long b64 = end == std::string::npos ? -1 : static_cast<long long>(end - at - 13);
+              got = b64 < 0 ? -1 : b64 / 4 * 3 - (b64 >= 1 && reply[end - 1] == '=') - (b64 >= 2 && reply[end - 2] == '=');
+            }
+            const bool truncated = reply.find("\"out-truncated\": true") != std::string::npos;
+            const bool flagged = reply.find("\"out-truncated\": ") != std::string::npos;  // with any out-data
+            const bool exit0 = reply.find("\"exitcode\": 0") != std::string::npos;
+            if (exit0 && got == kept && truncated == (size > kept_max) && flagged == (size > 0))
+              ++st.rounds;
+            else
+              agent.problem(fmt::format("exec-poll: a {}-byte output came back as {} bytes (expected {}), out-truncated {}, "
+                                        "exit code 0 {}: {}",
+                                        size, got, kept, flagged ? (truncated ? "true" : "false") : "absent",
+                                        exit0 ? "yes" : "no", reply.substr(0, 120)));
           }
           failures = 0;
           break;
@@ -1264,6 +1300,18 @@ int cmd_load(int argc, char** argv) {
       o.stall_probe_ns = us * 1000;
     }
     else if (a == "--path") o.path = val();
+    else if (a == "--output") {
+      o.outputs.clear();
+      std::string v = val();
+      for (std::size_t p = 0; p <= v.size();) {
+        auto q = v.find(',', p);
+        const long long n = parse_count(v.substr(p, q == std::string::npos ? std::string::npos : q - p), a);
+        if (n < 0 || n > 64ll * 1024 * 1024) throw usage_error("--output: bytes, 0 to 64 MiB");
+        o.outputs.push_back(n);
+        if (q == std::string::npos) break;
+        p = q + 1;
+      }
+    }
     else if (a == "--chunk") {
       o.chunks.clear();
       std::string v = val();
@@ -1618,6 +1666,8 @@ int cmd_load(int argc, char** argv) {
     if (o.scen == scenario::credentials)
       fmt::format_to(std::back_inserter(out), "credential rotations completed (keys reset and read back, password set): {}\n",
                      rounds);
+    if (o.scen == scenario::exec_poll)
+      fmt::format_to(std::back_inserter(out), "commands run to the end, exit code and output checked: {}\n", rounds);
     if (o.scen == scenario::file_read)
       fmt::format_to(std::back_inserter(out), "files read to the end: {}, {} bytes, {:.1f} MB/s\n", rounds, bytes_read,
                      static_cast<double>(bytes_read) / el_s / 1e6);

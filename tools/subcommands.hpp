@@ -51,6 +51,8 @@ inline constexpr const char* load_usage =
     "  --every S          backup-window / credentials: seconds between rounds (default 10 / 300)\n"
     "  --path P [--chunk N,...]  file-read: the guest file, read with guest-file-read counts N\n"
     "                     by turns (default 4096,65536,1048576; needs --allow-unsafe)\n"
+    "  --output N[,N...]  exec-poll: bytes the guest command writes, by turns (default\n"
+    "                     0,65536,16777217: none, 64 KiB, past the agent's 16 MiB cap)\n"
     "  --user NAME        credentials: the guest account whose SSH keys and password rotate\n"
     "                     (needs --allow-unsafe)\n"
     "  --cpu-limit PCT    --spawn'ed agents get PCT % of one CPU each (a cgroup's CFS quota per\n"

@@ -495,6 +495,54 @@ class Load(unittest.TestCase):
             self.assertTrue(any("guest-ssh-get-authorized-keys after the reset answered" in p for p in rep["problems"]),
                             rep["problems"])
 
+    def test_exec_poll_checks_the_output(self):
+        rc, out, err = host("load", "--agent", "/nonexistent", "--scenario", "exec-poll", "--allow-unsafe",
+                            "--output", "1,x")
+        self.assertEqual(rc, 2, err)
+        # A real fleetga (guest-exec of `head -c N /dev/zero` here is harmless): none, 64 KiB,
+        # and 16 MiB + 1 byte, of which the agent keeps 16 MiB and says out-truncated.
+        spawn = f"{qga.FLEETGA} -m unix-listen -p {{sock}} -t {{statedir}}"
+        rc, rep, err = load_json("--spawn", spawn, "--scenario", "exec-poll", "--allow-unsafe", "--duration", 4,
+                                 timeout=180)
+        self.assertEqual(rc, 0, (rep, err))
+        self.assertGreaterEqual(rep["execs"], 3, rep)
+        self.assertEqual(rep["problems"], [])
+        self.assertEqual(rep["commands"]["guest-exec"]["errors"], 0)
+
+        # A fake whose exec-status lies - about the size, the truncation flag, or the exit code -
+        # is an agent problem, named, and the run fails.
+        def fake(lie):
+            def reply(req):
+                cmd, tail = req.get("execute"), b""
+                if cmd == "guest-exec":
+                    size = int(req["arguments"]["arg"][1].split()[2])
+                    fake.size = size
+                    return b'{"return": {"pid": 42}}\n'
+                if cmd == "guest-exec-status":
+                    kept = min(fake.size, 16 << 20)
+                    body = {"exitcode": 0, "exited": True}
+                    if kept:
+                        body["out-data"] = base64.b64encode(b"\0" * kept).decode()
+                        body["out-truncated"] = fake.size > kept
+                    lie(body)
+                    return json.dumps({"return": body}).encode() + b"\n"
+                return honest(req)
+            return reply
+        fake.size = 0
+        for what, lie in (("nothing", lambda b: None),
+                          ("size", lambda b: b.update({"out-data": "AAAA"}) if "out-data" in b else None),
+                          ("flag", lambda b: b.update({"out-truncated": not b["out-truncated"]}) if "out-data" in b else None),
+                          ("exit code", lambda b: b.update({"exitcode": 1}))):
+            with self.subTest(lie=what), FakeAgent(fake(lie)) as f:
+                rc, rep, err = load_json("--agent", f.sock, "--scenario", "exec-poll", "--allow-unsafe",
+                                         "--output", "65536,16777217", "--requests", 2)
+                if what == "nothing":
+                    self.assertEqual(rc, 0, (rep, err))
+                    self.assertEqual(rep["execs"], 2)
+                else:
+                    self.assertEqual(rc, 1, (rep, err))
+                    self.assertTrue(any("exec-poll: a " in p for p in rep["problems"]), rep["problems"])
+
     def test_stall_probe_sets_aside_requests_in_a_stall(self):
         rc, out, err = host("load", "--agent", "/nonexistent", "--stall-probe", 50)
         self.assertEqual(rc, 2, err)
