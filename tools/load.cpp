@@ -1241,6 +1241,23 @@ extern "C" void on_signal(int) { g_interrupted.store(true); }
 
 double us(std::int64_t ns) { return static_cast<double>(ns) / 1000.0; }
 
+// ---- options ---------------------------------------------------------------------------
+
+// "N[,N...]", each N in [lo, hi] (else usage_error(range)).
+std::vector<long long> parse_counts(const std::string& v, const std::string& opt, long long lo, long long hi,
+                                    const std::string& range) {
+  std::vector<long long> out;
+  for (std::size_t p = 0; p <= v.size();) {
+    const auto q = v.find(',', p);
+    const long long n = parse_count(v.substr(p, q == std::string::npos ? std::string::npos : q - p), opt);
+    if (n < lo || n > hi) throw usage_error(range);
+    out.push_back(n);
+    if (q == std::string::npos) break;
+    p = q + 1;
+  }
+  return out;
+}
+
 }  // namespace
 
 int cmd_load(int argc, char** argv) {
@@ -1300,30 +1317,8 @@ int cmd_load(int argc, char** argv) {
       o.stall_probe_ns = us * 1000;
     }
     else if (a == "--path") o.path = val();
-    else if (a == "--output") {
-      o.outputs.clear();
-      std::string v = val();
-      for (std::size_t p = 0; p <= v.size();) {
-        auto q = v.find(',', p);
-        const long long n = parse_count(v.substr(p, q == std::string::npos ? std::string::npos : q - p), a);
-        if (n < 0 || n > 64ll * 1024 * 1024) throw usage_error("--output: bytes, 0 to 64 MiB");
-        o.outputs.push_back(n);
-        if (q == std::string::npos) break;
-        p = q + 1;
-      }
-    }
-    else if (a == "--chunk") {
-      o.chunks.clear();
-      std::string v = val();
-      for (std::size_t p = 0; p <= v.size();) {
-        auto q = v.find(',', p);
-        const long long n = parse_count(v.substr(p, q == std::string::npos ? std::string::npos : q - p), a);
-        if (n < 1 || n > 48ll * 1024 * 1024) throw usage_error("--chunk: guest-file-read counts, 1 to 48 MiB");
-        o.chunks.push_back(n);
-        if (q == std::string::npos) break;
-        p = q + 1;
-      }
-    }
+    else if (a == "--output") o.outputs = parse_counts(val(), a, 0, 64ll << 20, "--output: bytes, 0 to 64 MiB");
+    else if (a == "--chunk") o.chunks = parse_counts(val(), a, 1, 48ll << 20, "--chunk: guest-file-read counts, 1 to 48 MiB");
     else if (a == "--scenario") {
       std::string s = val();
       scenario_name = s;
