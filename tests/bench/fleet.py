@@ -26,6 +26,7 @@ REALISTIC_RATE = 0.35  # requests/s per VM, clients.md §5.1 (KubeVirt default ~
 STARVED_PCT = 5        # % of one CPU per agent in the starvation run (clients.md §5.3)
 STALL_PROBE_US = 1000  # fleetga-host load --stall-probe: a CPU stall is a probe waking 1 ms late
 TARGET_P999_US = 1000  # issue 5: p999 of every command at the realistic rate
+EXEC_OUTPUTS = (0, 65536, (16 << 20) + 1)  # exec-poll: bytes the guest command writes
 
 
 def load(host, agent_bin, agents, rate, duration, style="libvirt", extra=()):
@@ -316,6 +317,14 @@ def run(fleetga, host, quick=False, png=None):
                                                    "--allow-unsafe"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    # Automation: guest-exec with its output captured, exec-status in a busy loop until it
+    # exited (fleetga-host --scenario exec-poll, old Ansible): no output, 64 KiB, and past the
+    # 16 MiB an agent keeps. Every last status is checked (exit code, bytes, out-truncated).
+    execs = {}
+    for size in EXEC_OUTPUTS:
+        for name in ("qemu-ga", "fleetga"):
+            execs[(size, name)] = load(host, agents_bins[name], 1, None, 3 if quick else 5,
+                                       extra=("--scenario", "exec-poll", "--output", str(size), "--allow-unsafe"))
     mem = {name: memory_run(host, b, million) for name, b in agents_bins.items()}
     # fleetga-host itself against its trivial responder: the tool must never be the bottleneck.
     tool = {}
@@ -389,6 +398,20 @@ def run(fleetga, host, quick=False, png=None):
         qm, fm = q["read_bytes_per_s"] / 1e6, f["read_bytes_per_s"] / 1e6
         out.append(f"| {chunk // 1024:,} KiB | {qm:,.0f} | {fm:,.0f} | {fm / max(qm, 1e-9):.1f}x | "
                    f"{fmt_us(qr['p50_us'])} / {fmt_us(qr['p99_us'])} | {fmt_us(fr['p50_us'])} / {fmt_us(fr['p99_us'])} |")
+    out.append("")
+    out += ["#### Running a guest command: guest-exec, guest-exec-status in a busy loop until it exited, over and over", "",
+            "`fleetga-host load --scenario exec-poll --output N`, one agent, `/bin/sh -c 'head -c N /dev/zero'` "
+            "with the output captured; every last status is checked (exit code 0, min(N, 16 MiB) bytes of "
+            "`out-data`, `out-truncated` exactly when N is over 16 MiB) and counted as a command run.", "",
+            "| output | qemu-ga commands run/s | fleetga commands run/s | fleetga advantage | qemu-ga guest-exec p50 | fleetga guest-exec p50 | problems (qemu-ga / fleetga) |",
+            "|---:|---:|---:|---:|---:|---:|---:|"]
+    for size in EXEC_OUTPUTS:
+        q, f = execs[(size, "qemu-ga")], execs[(size, "fleetga")]
+        qx, fx = q["execs"] / q["duration_s"], f["execs"] / f["duration_s"]
+        label = "none" if size == 0 else f"{size // 1024:,} KiB" if size < (16 << 20) else "16 MiB + 1 byte"
+        out.append(f"| {label} | {qx:,.1f} | {fx:,.1f} | {fx / max(qx, 1e-9):.1f}x | "
+                   f"{fmt_us(q['commands']['guest-exec']['p50_us'])} | {fmt_us(f['commands']['guest-exec']['p50_us'])} | "
+                   f"{len(q['problems'])} / {len(f['problems'])} |")
     out.append("")
     if png and plot(sections["10x"], png):
         out.append(f"![latency per command, qemu-ga vs fleetga]({os.path.basename(png)})")
