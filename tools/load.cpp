@@ -1597,15 +1597,19 @@ int cmd_load(int argc, char** argv) {
                          static_cast<double>(s.count) / el_s, s.lat.count_at_least(1'000'000'000),
                          s.lat.count_at_least(3'000'000'000), s.lat.count_at_least(5'000'000'000), s.lat.json_buckets());
     };
-    out += "\"commands\": {";
-    bool first = true;
-    for (auto& [n, s] : by_name) {
-      if (!first) out += ", ";
-      first = false;
-      append_json_string(out, n);
-      out += ": " + obj(s);
-    }
-    out += "}, \"total\": " + obj(total);
+    // "commands": {name: {...}, ...}, "total": {...}
+    auto commands_and_total = [&](const std::map<std::string, cmd_stats>& per, const cmd_stats& all) {
+      out += "\"commands\": {";
+      bool first = true;
+      for (auto& [n, s] : per) {
+        if (!first) out += ", ";
+        first = false;
+        append_json_string(out, n);
+        out += ": " + obj(s);
+      }
+      out += "}, \"total\": " + obj(all);
+    };
+    commands_and_total(by_name, total);
     fmt::format_to(std::back_inserter(out), ", \"cpu\": {{\"user_s\": {:.3f}, \"sys_s\": {:.3f}, \"ns_per_reply\": {:.1f}}}",
                    user_s, sys_s, total.count ? (user_s + sys_s) * 1e9 / static_cast<double>(total.count) : 0.0);
     if (probe) {
@@ -1615,15 +1619,8 @@ int cmd_load(int argc, char** argv) {
                      "\"outside_stalls\": {{",
                      probe->cpus(), o.stall_probe_ns / 1000, stalls_recorded, static_cast<double>(stalled_ns) / 1e6,
                      us(longest_stall), in_stalls, timed_full ? "true" : "false", probe->cpu_s());
-      out += "\"commands\": {";
-      bool first_o = true;
-      for (auto& [n, c] : outside) {
-        if (!first_o) out += ", ";
-        first_o = false;
-        append_json_string(out, n);
-        out += ": " + obj(c);
-      }
-      out += "}, \"total\": " + obj(outside_total) + "}}";
+      commands_and_total(outside, outside_total);
+      out += "}}";
     }
     out += ", \"problems\": [";
     for (std::size_t i = 0; i < problems.size(); ++i) {
