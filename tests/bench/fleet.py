@@ -4,8 +4,12 @@ tools/fleetga-host in the same run, side by side.
 
   * latency per command (p50/p99/p999) with 100 agents at the realistic per-VM rate of
     ../shared/spec/clients.md §5.1 (~0.35 requests/s, KubeVirt default), at 10x that, and
-    flat out (10 agents, no pacing) - libvirt-style clients, the §5.2 mix (read-only);
+    flat out (10 agents, no pacing) - libvirt-style clients, the §5.2 mix (read-only), the
+    sides taking turns; at the paced rates also without the requests in flight during a CPU
+    stall (fleetga-host --stall-probe);
   * desyncs and lost replies in every run;
+  * CPU starvation, reading a guest file, running guest commands (exec-poll) with 0 B to
+    16 MiB + 1 of output;
   * RSS idle, after 1,000,000 mixed requests (pipelined), and the peak (VmHWM); open file
     descriptors before and after (they must not grow);
   * a PNG (gnuplot, when installed) of p50/p99/p999 per command for both agents.
