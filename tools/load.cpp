@@ -1489,8 +1489,8 @@ int cmd_load(int argc, char** argv) {
     }
   }
   for (auto& th : threads) th.join();
-  const std::vector<cpu_stall> no_stalls;
-  const std::vector<cpu_stall>& stalls = probe ? probe->finish() : no_stalls;
+  const stall_timeline no_stalls;
+  const stall_timeline& stalls = probe ? probe->finish() : no_stalls;
   // A backup window cut off by the hard stop (or whose thaws all failed) may have left an
   // agent frozen: thaw it now, on a fresh connection, and say so.
   for (auto& a : agents)
@@ -1534,7 +1534,7 @@ int cmd_load(int argc, char** argv) {
     for (auto& s : stats) {
       timed_full = timed_full || s->timed_full;
       for (const auto& t : s->timed) {
-        if (overlaps_stall(stalls, t.from_ns, t.to_ns)) {
+        if (stalls.overlaps(t.from_ns, t.to_ns)) {
           ++in_stalls;
           continue;
         }
@@ -1545,7 +1545,7 @@ int cmd_load(int argc, char** argv) {
     }
     for (auto& [n, s] : outside) outside_total.merge(s);
     const std::int64_t from = std::max(run.t0, run.record_from);
-    for (const auto& st : stalls) {
+    for (const auto& st : stalls.stalls()) {
       if (st.to_ns < from || st.from_ns > run.stop_at) continue;  // the run's recorded part only
       ++stalls_recorded;
       stalled_ns += st.to_ns - st.from_ns;

@@ -51,29 +51,30 @@ void stall_probe::probe(int cpu, std::vector<cpu_stall>& out) {
   if (::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &used) == 0) cpu_ns_ += used.tv_sec * 1000000000LL + used.tv_nsec;
 }
 
-const std::vector<cpu_stall>& stall_probe::finish() {
+const stall_timeline& stall_probe::finish() {
   if (finished_) return all_;
   finished_ = true;
   stop_.store(true);
   for (auto& t : threads_) t.join();
-  cpu_s_ = static_cast<double>(cpu_ns_.load()) / 1e9;
-  for (auto& v : per_cpu_) all_.insert(all_.end(), v.begin(), v.end());
-  std::sort(all_.begin(), all_.end(), [](const cpu_stall& a, const cpu_stall& b) { return a.from_ns < b.from_ns; });
+  std::vector<cpu_stall> all;
+  for (auto& v : per_cpu_) all.insert(all.end(), v.begin(), v.end());
+  all_ = stall_timeline(std::move(all));
   return all_;
 }
 
-bool overlaps_stall(const std::vector<cpu_stall>& stalls, std::int64_t from_ns, std::int64_t to_ns) {
-  // Stalls are short and sorted by start: the candidates start before `to_ns`; a stall that
-  // started more than the longest stall before `from_ns` cannot reach it. Linear from the
-  // first stall starting after to_ns backwards is enough for these sizes (a few per second).
-  auto it = std::lower_bound(stalls.begin(), stalls.end(), to_ns,
-                             [](const cpu_stall& s, std::int64_t t) { return s.from_ns < t; });
-  while (it != stalls.begin()) {
-    --it;
-    if (it->to_ns > from_ns) return true;
-    if (from_ns - it->from_ns > 10'000'000'000LL) break;  // no stall lasts 10 s
-  }
-  return false;
+stall_timeline::stall_timeline(std::vector<cpu_stall> stalls) : stalls_(std::move(stalls)) {
+  std::sort(stalls_.begin(), stalls_.end(), [](const cpu_stall& a, const cpu_stall& b) { return a.from_ns < b.from_ns; });
+  reach_.reserve(stalls_.size());
+  for (const auto& st : stalls_) reach_.push_back(reach_.empty() ? st.to_ns : std::max(reach_.back(), st.to_ns));
+}
+
+bool stall_timeline::overlaps(std::int64_t from_ns, std::int64_t to_ns) const {
+  // The stalls that start before to_ns; one of them overlaps iff the latest end among them is
+  // after from_ns.
+  const auto n = std::lower_bound(stalls_.begin(), stalls_.end(), to_ns,
+                                  [](const cpu_stall& s, std::int64_t t) { return s.from_ns < t; }) -
+                 stalls_.begin();
+  return n > 0 && reach_[static_cast<std::size_t>(n - 1)] > from_ns;
 }
 
 }  // namespace fleetga::host

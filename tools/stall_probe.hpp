@@ -19,6 +19,21 @@ struct cpu_stall {
   std::int64_t from_ns = 0, to_ns = 0;  // steady clock: the missed deadline, the late wake-up
 };
 
+// The stalls of all CPUs sorted by start, and for each the latest end among it and the ones
+// before it (stalls of different CPUs overlap): whether a span of time overlaps a stall is one
+// binary search.
+class stall_timeline {
+ public:
+  stall_timeline() = default;
+  explicit stall_timeline(std::vector<cpu_stall> stalls);
+  const std::vector<cpu_stall>& stalls() const { return stalls_; }
+  bool overlaps(std::int64_t from_ns, std::int64_t to_ns) const;
+
+ private:
+  std::vector<cpu_stall> stalls_;
+  std::vector<std::int64_t> reach_;
+};
+
 class stall_probe {
  public:
   // Starts the threads at once. Threads that cannot be pinned (a CPU gone offline) probe
@@ -28,12 +43,12 @@ class stall_probe {
   stall_probe(const stall_probe&) = delete;
   stall_probe& operator=(const stall_probe&) = delete;
 
-  // Stops and joins the threads; the stalls, sorted by start. Idempotent.
-  const std::vector<cpu_stall>& finish();
+  // Stops and joins the threads; the stalls. Idempotent.
+  const stall_timeline& finish();
   int cpus() const { return static_cast<int>(threads_.size()); }
   std::int64_t threshold_ns() const { return threshold_; }
-  // The probe threads' own CPU time (valid after finish()).
-  double cpu_s() const { return cpu_s_; }
+  // The probe threads' own CPU time (complete after finish()).
+  double cpu_s() const { return static_cast<double>(cpu_ns_.load()) / 1e9; }
 
  private:
   void probe(int cpu, std::vector<cpu_stall>& out);
@@ -41,13 +56,9 @@ class stall_probe {
   std::atomic<bool> stop_{false};
   std::vector<std::thread> threads_;
   std::vector<std::vector<cpu_stall>> per_cpu_;
-  std::vector<cpu_stall> all_;
+  stall_timeline all_;
   std::atomic<std::int64_t> cpu_ns_{0};
-  double cpu_s_ = 0;
   bool finished_ = false;
 };
-
-// Whether [from, to] overlaps one of `stalls` (sorted by from_ns, as finish() returns them).
-bool overlaps_stall(const std::vector<cpu_stall>& stalls, std::int64_t from_ns, std::int64_t to_ns);
 
 }  // namespace fleetga::host
