@@ -306,28 +306,40 @@ std::optional<std::string> blockdev::read(const std::string& p) const {
     }
     if (n == 0) break;
     out.append(buf, static_cast<std::size_t>(n));
+    // A sysfs attribute comes whole in one read (it is at most a page), and a regular file
+    // (udev's database, a fixture) reads short only at its end: no second read to see EOF.
+    if (static_cast<std::size_t>(n) < sizeof buf) break;
   }
   ::close(fd);
   return out;
 }
 
-std::optional<std::string> blockdev::devnode(const std::string& syspath) const {
-  auto ev = read(syspath + "/uevent");
-  if (!ev) return std::nullopt;
-  auto name = env_value(*ev, "", "DEVNAME");
+std::optional<std::string> blockdev::devnode_of(std::string_view uevent) {
+  auto name = env_value(uevent, "", "DEVNAME");
   if (!name || name->empty()) return std::nullopt;
   if ((*name)[0] == '/') return name;
   return "/dev/" + *name;
 }
 
-std::optional<std::string> blockdev::udev_property(const std::string& syspath, std::string_view key) const {
+std::optional<std::string> blockdev::devnode(const std::string& syspath) const {
   auto ev = read(syspath + "/uevent");
   if (!ev) return std::nullopt;
+  return devnode_of(*ev);
+}
+
+blockdev::device_ids blockdev::identify(const std::string& syspath) const {
+  device_ids id;
+  auto ev = read(syspath + "/uevent");
+  if (!ev) return id;
+  id.devnode = devnode_of(*ev);
   auto maj = env_value(*ev, "", "MAJOR"), min = env_value(*ev, "", "MINOR");
-  if (!maj || !min) return std::nullopt;
-  auto db = read("/run/udev/data/b" + *maj + ":" + *min);
-  if (!db) return std::nullopt;
-  return env_value(*db, "E:", key);
+  if (maj && min) id.udev_db = read("/run/udev/data/b" + *maj + ":" + *min);
+  return id;
+}
+
+std::optional<std::string> blockdev::device_ids::udev_property(std::string_view key) const {
+  if (!udev_db) return std::nullopt;
+  return env_value(*udev_db, "E:", key);
 }
 
 namespace {
@@ -369,10 +381,12 @@ class sysfs_pci_lookup final : public pci_lookup {
 };
 }  // namespace
 
-void blockdev::for_real_device(const std::string& syspath, fs_devices& fs, std::string& error) const {
+void blockdev::for_real_device(const std::string& syspath, fs_devices& fs, std::string& error,
+                               const device_ids* known) const {
   disk_address d;
-  d.dev = devnode(syspath);
-  if (auto serial = udev_property(syspath, "ID_SERIAL"); serial && !serial->empty()) d.serial = std::move(serial);
+  const device_ids id = known ? *known : identify(syspath);
+  d.dev = id.devnode;
+  if (auto serial = id.udev_property("ID_SERIAL"); serial && !serial->empty()) d.serial = std::move(serial);
   bool has = false;
   if (contains(syspath, "/devices/pci")) has = pci_disk_address(syspath, sysfs_pci_lookup(root_), d, error);
   else if (contains(syspath, "/devices/css")) has = ccw_disk_address(syspath, d);
@@ -392,13 +406,19 @@ bool blockdev::for_device(const std::string& devpath, fs_devices& fs, std::strin
     if (!fs.name) fs.name = basename_of(devpath);
     return true;
   }
-  if (!fs.name) fs.name = basename_of(*sp);
-  if (!contains(*sp, "/devices/virtual/block/")) {
-    for_real_device(*sp, fs, error);
+  return for_resolved(*sp, fs, error, depth, nullptr);
+}
+
+bool blockdev::for_resolved(const std::string& sp, fs_devices& fs, std::string& error, int depth,
+                            const device_ids* known) const {
+  int err = 0;
+  if (!fs.name) fs.name = basename_of(sp);
+  if (!contains(sp, "/devices/virtual/block/")) {
+    for_real_device(sp, fs, error, known);
     return error.empty();
   }
   if (depth >= 32) return true;  // a slaves/ cycle (never in a real kernel; a broken fixture)
-  const std::string slaves = *sp + "/slaves";
+  const std::string slaves = sp + "/slaves";
   auto ents = list(slaves, err);
   if (!ents) {
     if (err == ENOENT) return true;
@@ -430,11 +450,13 @@ bool blockdev::list_disks(std::vector<disk_info>& out, std::string& error) const
     const std::string dir = "/sys/block/" + e.name;
     auto size = read(dir + "/size");
     if (!size || *size == "0\n") continue;  // unreadable or zero-sized
-    auto dev = devnode(dir);
-    if (!dev) continue;
+    // One read of uevent and of udev's database for everything asked of this disk.
+    const device_ids id = identify(dir);
+    if (!id.devnode) continue;
+    const std::string& dev = *id.devnode;
     disk_info d;
-    d.name = *dev;
-    if (auto a = udev_property(dir, "DM_NAME")) {
+    d.name = dev;
+    if (auto a = id.udev_property("DM_NAME")) {
       if (!a->empty()) d.alias = std::move(*a);
     } else if (auto n = read(dir + "/dm/name")) {
       while (!n->empty() && n->back() == '\n') n->pop_back();
@@ -445,7 +467,7 @@ bool blockdev::list_disks(std::vector<disk_info>& out, std::string& error) const
     if (real && !contains(*real, "/devices/virtual/block/")) {  // unresolvable: treated as virtual
       fs_devices f;
       std::string ignored;
-      for_device(dir, f, ignored, 0);
+      for_resolved(*real, f, ignored, 0, &id);  // <real>/uevent is the file read above
       if (!f.disks.empty()) d.address = f.disks.front();
     }
     if (auto deps = list(dir + "/slaves", err)) {
@@ -468,7 +490,7 @@ bool blockdev::list_disks(std::vector<disk_info>& out, std::string& error) const
         disk_info part;
         part.name = *pdev;
         part.partition = true;
-        part.dependencies = std::vector<std::string>{*dev};
+        part.dependencies = std::vector<std::string>{dev};
         out.push_back(std::move(part));
       }
     }

@@ -154,10 +154,22 @@ class blockdev {
   // Directory entries without . and .., in kernfs order; nullopt + errno.
   std::optional<std::vector<entry>> list(const std::string& p, int& err) const;
   std::optional<std::string> read(const std::string& p) const;
+  // A device as its uevent names it: the node, and udev's database entry (b<MAJOR>:<MINOR>),
+  // each file read once however many keys are asked.
+  struct device_ids {
+    std::optional<std::string> devnode;
+    std::optional<std::string> udev_db;
+    std::optional<std::string> udev_property(std::string_view key) const;  // an E: line
+  };
+  device_ids identify(const std::string& syspath) const;
+  static std::optional<std::string> devnode_of(std::string_view uevent);
   std::optional<std::string> devnode(const std::string& syspath) const;
-  std::optional<std::string> udev_property(const std::string& syspath, std::string_view key) const;
   bool for_device(const std::string& devpath, fs_devices& fs, std::string& error, int depth) const;
-  void for_real_device(const std::string& syspath, fs_devices& fs, std::string& error) const;
+  // for_device() past its realpath(); `known`: the device's ids when the caller has them.
+  bool for_resolved(const std::string& syspath, fs_devices& fs, std::string& error, int depth,
+                    const device_ids* known) const;
+  void for_real_device(const std::string& syspath, fs_devices& fs, std::string& error,
+                       const device_ids* known) const;
 
   std::string root_;
   std::string canonical_root_;  // realpath(root), "" for "/"
