@@ -1,6 +1,7 @@
 #include "platform/mounts.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -66,28 +67,28 @@ bool dev_exists(const std::vector<mount_entry>& v, unsigned major, unsigned mino
 }
 
 // Whole file; /proc files report size 0, so read until EOF.
-int read_file(const std::string& path, std::string& out) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return errno;
+int read_fd(int fd, std::string& out) {
   out.clear();
   char buf[16384];
   while (true) {
     ssize_t n = ::read(fd, buf, sizeof buf);
     if (n < 0) {
       if (errno == EINTR) continue;
-      int e = errno;
-      ::close(fd);
-      return e;
+      return errno;
     }
     if (n == 0) break;
-    if (out.size() + static_cast<std::size_t>(n) > mount_table_max) {
-      ::close(fd);
-      return EFBIG;
-    }
+    if (out.size() + static_cast<std::size_t>(n) > mount_table_max) return EFBIG;
     out.append(buf, static_cast<std::size_t>(n));
   }
-  ::close(fd);
   return 0;
+}
+
+int read_file(const std::string& path, std::string& out) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  int e = read_fd(fd, out);
+  ::close(fd);
+  return e;
 }
 
 // Splits like getline(): every line keeps its '\n' (the last one may lack it).
@@ -215,12 +216,48 @@ int stat_device(const std::string& root, const std::string& devpath, unsigned& m
   return mode_major_minor(st, major, minor);
 }
 
+mountinfo_watch::~mountinfo_watch() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+int mountinfo_watch::text(std::string& out) {
+  std::lock_guard lock(m_);
+  bool stale = false;
+  if (fd_ < 0) {
+    fd_ = ::open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0) return errno;
+    stale = true;
+  } else {
+    pollfd p{fd_, POLLPRI, 0};
+    stale = ::poll(&p, 1, 0) != 0;  // flagged, or poll failed: read again
+  }
+  if (stale) {
+    int e = ::lseek(fd_, 0, SEEK_SET) < 0 ? errno : read_fd(fd_, text_);
+    if (e != 0) {
+      ::close(fd_);
+      fd_ = -1;
+      return e;
+    }
+  }
+  out = text_;
+  return 0;
+}
+
+int own_mountinfo(std::string& text) {
+  static mountinfo_watch own;
+  return own.text(text);
+}
+
 std::optional<std::vector<mount_entry>> read_mount_list(const std::string& root, std::string& error) {
   device_lookup lookup = [&root](const std::string& dev, unsigned& major, unsigned& minor) {
     return stat_device(root, dev, major, minor);
   };
   std::string text;
-  if (read_file(root + "/proc/self/mountinfo", text) == 0) return parse_mountinfo(text, lookup);
+  if (root.empty()) {  // the agent's own mount table (an injected root is read as it is)
+    if (own_mountinfo(text) == 0) return parse_mountinfo(text, lookup);
+  } else if (read_file(root + "/proc/self/mountinfo", text) == 0) {
+    return parse_mountinfo(text, lookup);
+  }
   if (read_file(root + "/proc/self/mounts", text) == 0) return parse_mtab(text, lookup);
   error = "failed to open mtab file: '/proc/self/mounts'";
   return std::nullopt;

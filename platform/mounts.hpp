@@ -5,6 +5,7 @@
 // text; the reader applies the injectable root to every path it opens or stats.
 #include <cstddef>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -43,6 +44,29 @@ inline constexpr std::size_t mount_table_max = std::size_t{16} << 20;
 // <root>. nullopt + `error` = qemu-ga's "failed to open mtab file: '/proc/self/mounts'".
 // Blocking (file reads, stat): call it off the I/O thread.
 std::optional<std::vector<mount_entry>> read_mount_list(const std::string& root, std::string& error);
+
+// /proc/self/mountinfo kept open. The kernel flags every change of the mount table to poll()
+// on an open mountinfo (POLLPRI | POLLERR, proc(5)); without one the text is the one read last
+// time, and generating it again (a d_path and the options of every mount) is most of what
+// guest-get-fsinfo costs. A change between the poll and the read is in the text read and
+// flagged again at the next poll (one read too many, never one too few). The table is the one
+// of the mount namespace the process was in at the first call.
+class mountinfo_watch {
+ public:
+  mountinfo_watch() = default;
+  ~mountinfo_watch();
+  mountinfo_watch(const mountinfo_watch&) = delete;
+  mountinfo_watch& operator=(const mountinfo_watch&) = delete;
+  int text(std::string& out);  // 0, or errno (the file is opened again next time)
+
+ private:
+  std::mutex m_;  // fsinfo, fstrim and freeze may ask from two workers at once
+  int fd_ = -1;
+  std::string text_;
+};
+
+// The agent's own mount table through one mountinfo_watch (read_mount_list("") uses it).
+int own_mountinfo(std::string& text);
 
 // stat(<root><devpath>) as dev_major_minor() does.
 int stat_device(const std::string& root, const std::string& devpath, unsigned& major, unsigned& minor);

@@ -1,7 +1,11 @@
 // platform/mounts (qemu-ga's build_fs_mount_list), platform/freeze's safety rules and
 // platform/spawn (ga_run_command) on fixtures and throw-away scripts.
 #include <gtest/gtest.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <map>
@@ -231,6 +235,58 @@ TEST(PlatformSpawnFsfreeze, OutputIsBounded) {
   EXPECT_EQ(r.output.size(), platform::helper_output_max);
   EXPECT_TRUE(r.truncated);
   EXPECT_EQ(r.status, 1);
+}
+
+}  // namespace
+}  // namespace fleetga::test
+
+namespace fleetga::test {
+namespace {
+
+// mountinfo_watch keeps /proc/self/mountinfo open and reads it again only when the kernel
+// flags a change: a mount and an unmount must both show. Done in a child with a mount
+// namespace of its own (unshare, mounts made private), so nothing outside it sees the tmpfs.
+TEST(PlatformMountsOwnTable, AMountAndAnUnmountAreSeen) {
+  char dir_template[] = "/tmp/fleetga-mnt-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir_template), nullptr);
+  const std::string dir = dir_template;
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    if (::unshare(CLONE_NEWNS) != 0) ::_exit(77);
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) ::_exit(77);
+    platform::mountinfo_watch w;
+    std::string before, same, mounted, unmounted;
+    if (w.text(before) != 0 || w.text(same) != 0) ::_exit(10);
+    if (same != before || before.find(" " + dir + " ") != std::string::npos) ::_exit(11);
+    if (::mount("fleetga-test", dir.c_str(), "tmpfs", 0, "size=64k") != 0) ::_exit(77);
+    if (w.text(mounted) != 0) ::_exit(12);
+    if (mounted.find(" " + dir + " ") == std::string::npos) ::_exit(13);  // the mount unseen
+    if (::umount(dir.c_str()) != 0) ::_exit(14);
+    if (w.text(unmounted) != 0) ::_exit(15);
+    if (unmounted.find(" " + dir + " ") != std::string::npos) ::_exit(16);  // the unmount unseen
+    if (unmounted != before) ::_exit(17);
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ::rmdir(dir.c_str());
+  ASSERT_TRUE(WIFEXITED(status));
+  if (WEXITSTATUS(status) == 77) GTEST_SKIP() << "no mount namespace of our own here (not root?)";
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "10 read failed, 11 not stable or already mounted, "
+                                       "13 mount not seen, 16 unmount not seen, 17 not as before";
+}
+
+TEST(PlatformMountsOwnTable, ReadMountListOfTheRealRootIsTheOwnTable) {
+  std::string text;
+  ASSERT_EQ(platform::own_mountinfo(text), 0);
+  EXPECT_NE(text.find(" / / "), std::string::npos) << text;  // the root mount's line
+  std::string err;
+  auto list = platform::read_mount_list("", err);
+  ASSERT_TRUE(list) << err;
+  EXPECT_EQ(*list, platform::parse_mountinfo(text, [](const std::string& d, unsigned& ma, unsigned& mi) {
+              return platform::stat_device("", d, ma, mi);
+            }));
 }
 
 }  // namespace
