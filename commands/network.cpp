@@ -79,6 +79,7 @@ handler_result collect_interfaces(platform::net& net, std::vector<interface_info
   index.reserve(list.size());
   std::string dev;  // /proc/net/dev, read once, at the first interface with an address
   int dev_err = -1;
+  platform::hwaddr_socket hw_sock;  // one for every interface of this request
 
   for (const platform::if_address& a : list) {
     auto [it, fresh] = index.try_emplace(a.name, out.size());
@@ -86,7 +87,7 @@ handler_result collect_interfaces(platform::net& net, std::vector<interface_info
     interface_info& info = out[it->second];
 
     if (!info.mac) {
-      platform::hwaddr_result hw = net.hardware_address(a.name);
+      platform::hwaddr_result hw = net.hardware_address(a.name, hw_sock);
       if (hw.st == platform::hwaddr_result::status::socket_failed)
         return errno_error("failed to create socket", hw.err);
       // An ioctl failure (the interface vanished since getifaddrs, or has no hardware

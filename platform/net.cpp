@@ -48,27 +48,30 @@ int linux_net::list_addresses(std::vector<if_address>& out) {
   return 0;
 }
 
-hwaddr_result linux_net::hardware_address(const std::string& name) {
+hwaddr_socket::~hwaddr_socket() {
+  if (fd >= 0) ::close(fd);
+}
+
+hwaddr_result linux_net::hardware_address(const std::string& name, hwaddr_socket& sock) {
   hwaddr_result r;
-  // A socket per query like qemu-ga's guest_get_hw_addr(): no descriptor lives between
-  // commands, and a socket() failure surfaces exactly where it does for qemu-ga.
-  int sock = ::socket(PF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (sock == -1) {
-    r.st = hwaddr_result::status::socket_failed;
-    r.err = errno;
-    return r;
+  if (sock.fd < 0) {
+    sock.fd = ::socket(PF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (sock.fd == -1) {
+      r.st = hwaddr_result::status::socket_failed;
+      r.err = errno;
+      return r;
+    }
   }
   struct ifreq ifr;
   std::memset(&ifr, 0, sizeof ifr);
   // pstrcpy(ifr_name, IF_NAMESIZE, name): at most 15 bytes, always terminated.
   std::memcpy(ifr.ifr_name, name.data(), std::min<std::size_t>(name.size(), IF_NAMESIZE - 1));
-  if (::ioctl(sock, SIOCGIFHWADDR, &ifr) == -1) {
+  if (::ioctl(sock.fd, SIOCGIFHWADDR, &ifr) == -1) {
     r.st = hwaddr_result::status::unavailable;
     r.err = errno;
   } else {
     std::memcpy(r.mac.data(), ifr.ifr_hwaddr.sa_data, 6);
   }
-  ::close(sock);
   return r;
 }
 

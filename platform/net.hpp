@@ -44,13 +44,27 @@ struct hwaddr_result {
 // is ~500,000 IPv4 routes, far beyond any guest, and bounds what a runaway table costs us.
 inline constexpr std::size_t proc_net_file_max = std::size_t{64} << 20;
 
+// The socket SIOCGIFHWADDR is asked on, for the queries of one command: closed with it, so no
+// descriptor lives between commands. (qemu-ga opens and closes one per interface: the same
+// answers for three syscalls a query instead of one.)
+class hwaddr_socket {
+ public:
+  hwaddr_socket() = default;
+  ~hwaddr_socket();
+  hwaddr_socket(const hwaddr_socket&) = delete;
+  hwaddr_socket& operator=(const hwaddr_socket&) = delete;
+  int fd = -1;
+};
+
 class net {
  public:
   virtual ~net() = default;
   // getifaddrs(); returns errno (0 on success).
   virtual int list_addresses(std::vector<if_address>& out) = 0;
-  // socket(PF_INET, SOCK_STREAM) + ioctl(SIOCGIFHWADDR) on `name`, as qemu-ga does per call.
-  virtual hwaddr_result hardware_address(const std::string& name) = 0;
+  // ioctl(SIOCGIFHWADDR) on `name` over `sock`, which is opened (socket(PF_INET, SOCK_STREAM))
+  // at the first query that needs it; a socket() failure is reported and tried again by the
+  // next query, as qemu-ga, which opens one per interface, meets it.
+  virtual hwaddr_result hardware_address(const std::string& name, hwaddr_socket& sock) = 0;
   // Reads the whole file root + abs_path. Returns open()'s errno (0: opened); a read error
   // later just ends the data (qemu-ga's getline() loop stops the same way); EFBIG when the
   // file is larger than proc_net_file_max.
@@ -62,7 +76,7 @@ class linux_net final : public net {
  public:
   explicit linux_net(const system& sys) noexcept : sys_(sys) {}
   int list_addresses(std::vector<if_address>& out) override;
-  hwaddr_result hardware_address(const std::string& name) override;
+  hwaddr_result hardware_address(const std::string& name, hwaddr_socket& sock) override;
   int read_proc_file(std::string_view abs_path, std::string& out) override;
 
  private:

@@ -58,7 +58,7 @@ struct fake_net final : platform::net {
     out = list;
     return list_err;
   }
-  hwaddr_result hardware_address(const std::string& name) override {
+  hwaddr_result hardware_address(const std::string& name, platform::hwaddr_socket&) override {
     hw_queries.push_back(name);
     hwaddr_result r;
     if (socket_err) {

@@ -191,12 +191,16 @@ TEST(PlatformNetwork, RealInterfacesOfThisMachine) {
       EXPECT_EQ(prefix_length(a.netmask, false), 8);
     }
   EXPECT_TRUE(lo4);
-  hwaddr_result lo = net.hardware_address("lo");
+  hwaddr_socket sock;
+  hwaddr_result lo = net.hardware_address("lo", sock);
+  const int fd = sock.fd;
+  EXPECT_GE(fd, 0);
   EXPECT_EQ(lo.st, hwaddr_result::status::ok);
   EXPECT_EQ(lo.mac, (std::array<std::uint8_t, 6>{}));
-  hwaddr_result gone = net.hardware_address("fleetga-nope0");
+  hwaddr_result gone = net.hardware_address("fleetga-nope0", sock);
   EXPECT_EQ(gone.st, hwaddr_result::status::unavailable);
   EXPECT_EQ(gone.err, ENODEV);
+  EXPECT_EQ(sock.fd, fd);  // one socket for the queries of a command
 }
 
 }  // namespace
