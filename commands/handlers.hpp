@@ -34,6 +34,10 @@ task<handler_result> guest_fsfreeze_status(call&);
 }  // namespace fleetga::commands::handlers
 
 namespace fleetga::commands {
+struct agent_state;
+// Fills guest-get-osinfo's cache (system.cpp) at start-up: os-release is read before the first
+// request, not by it. Blocking (file reads).
+void warm_osinfo(agent_state& st);
 // ga_osrelease_replace_special() (system.cpp), exposed for its unit test.
 std::string osrelease_unquote(std::string value);
 }  // namespace fleetga::commands

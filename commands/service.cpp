@@ -1,3 +1,4 @@
+#include "commands/handlers.hpp"
 #include "commands/service.hpp"
 
 #include <algorithm>
@@ -99,6 +100,7 @@ std::optional<std::string> service::init() {
     st.pstate = *parsed;
   }
   st.gate.set_level(st.effective_level());
+  warm_osinfo(st);
   return std::nullopt;
 }
 

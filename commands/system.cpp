@@ -7,6 +7,7 @@
 #include <string>
 
 #include "commands/handlers.hpp"
+#include "commands/offload.hpp"
 #include "commands/state.hpp"
 #include "platform/keyfile.hpp"
 #include "protocol/args.hpp"
@@ -160,11 +161,71 @@ task<handler_result> guest_get_load(call& c) {
   co_return std::nullopt;
 }
 
-// Runs on the I/O thread on purpose: os-release is a tiny file on the root filesystem
-// (page-cache reads; a frozen filesystem blocks writers, not readers), and the steady state
-// is one stat() per candidate plus a cached reply, far cheaper than a hand-off to the pool
-// (the target is <= 16,200 instructions per call against qemu-ga's 162,000). A
-// $QGA_OS_RELEASE on a slow network mount would block the loop, as it blocks qemu-ga.
+}  // namespace handlers
+
+namespace {
+
+// Where os-release is looked for: $QGA_OS_RELEASE, else /etc then /usr/lib (rooted).
+struct osinfo_source {
+  std::optional<std::string> env;
+  std::array<std::string, 2> candidates;
+  std::size_t count = 0;
+};
+
+osinfo_source osinfo_sources(platform::system& sys) {
+  osinfo_source src;
+  src.env = sys.getenv("QGA_OS_RELEASE");
+  if (src.env) {
+    src.candidates[src.count++] = *src.env;
+  } else {
+    src.candidates[src.count++] = sys.rooted("/etc/os-release");
+    src.candidates[src.count++] = sys.rooted("/usr/lib/os-release");
+  }
+  return src;
+}
+
+struct osinfo_files {
+  std::vector<std::optional<platform::file_identity>> ids;  // of every candidate consulted
+  std::optional<platform::keyfile> kf;
+};
+
+// Reads files: on a worker, or at start-up.
+osinfo_files read_osinfo_files(platform::system& sys, const osinfo_source& src) {
+  osinfo_files f;
+  for (std::size_t i = 0; i < src.count && !f.kf; ++i) {
+    // Identity first: a change racing with the read invalidates the cache next time.
+    f.ids.push_back(sys.identity(src.candidates[i]));
+    f.kf = load_osrelease(sys, src.candidates[i]);
+  }
+  return f;
+}
+
+void store_osinfo(agent_state& st, platform::uname_info u, osinfo_source src, osinfo_files f) {
+  osinfo_cache& cache = st.osinfo;
+  build_osinfo(st, &u, f.kf ? &*f.kf : nullptr, cache.json);
+  cache.ids = std::move(f.ids);
+  cache.env_path = std::move(src.env);
+  cache.uname = std::move(u);
+  cache.valid = true;
+}
+
+}  // namespace
+
+void warm_osinfo(agent_state& st) {
+  platform::uname_info u;
+  if (st.sys.uname(u) != 0) return;
+  osinfo_source src = osinfo_sources(st.sys);
+  osinfo_files f = read_osinfo_files(st.sys, src);
+  store_osinfo(st, std::move(u), std::move(src), std::move(f));
+}
+
+namespace handlers {
+
+// The steady state runs on the I/O thread: one stat() per candidate consulted, and the cached
+// reply (the target is <= 16,200 instructions per call against qemu-ga's 162,000). When the
+// file, $QGA_OS_RELEASE or uname changed, the files are read again on a worker: a page the
+// kernel reclaimed makes that a disk read. The cache is filled at start-up (warm_osinfo), so
+// the first call after the host attaches is answered from memory too.
 task<handler_result> guest_get_osinfo(call& c) {
   if (auto e = no_args(c)) co_return e;
   agent_state& st = c.state;
@@ -174,36 +235,18 @@ task<handler_result> guest_get_osinfo(call& c) {
   const int uname_err = sys.uname(u);
   if (uname_err != 0) co_return errno_error("uname failed", uname_err);
 
-  std::optional<std::string> env = sys.getenv("QGA_OS_RELEASE");
-  std::array<std::string, 2> candidates;
-  std::size_t ncand = 0;
-  if (env) {
-    candidates[ncand++] = *env;
-  } else {
-    candidates[ncand++] = sys.rooted("/etc/os-release");
-    candidates[ncand++] = sys.rooted("/usr/lib/os-release");
-  }
-
-  osinfo_cache& cache = st.osinfo;
-  bool hit = cache.valid && cache.env_path == env && cache.uname.release == u.release &&
+  osinfo_source src = osinfo_sources(sys);
+  const osinfo_cache& cache = st.osinfo;
+  bool hit = cache.valid && cache.env_path == src.env && cache.uname.release == u.release &&
              cache.uname.version == u.version && cache.uname.machine == u.machine;
-  for (std::size_t i = 0; hit && i < cache.ids.size(); ++i) hit = sys.identity(candidates[i]) == cache.ids[i];
+  for (std::size_t i = 0; hit && i < cache.ids.size(); ++i) hit = sys.identity(src.candidates[i]) == cache.ids[i];
 
   if (!hit) {
-    cache.valid = false;
-    cache.ids.clear();
-    std::optional<platform::keyfile> kf;
-    for (std::size_t i = 0; i < ncand && !kf; ++i) {
-      // Identity first: a change racing with the read invalidates the cache next time.
-      cache.ids.push_back(sys.identity(candidates[i]));
-      kf = load_osrelease(sys, candidates[i]);
-    }
-    build_osinfo(st, &u, kf ? &*kf : nullptr, cache.json);
-    cache.env_path = std::move(env);
-    cache.uname = std::move(u);
-    cache.valid = true;
+    st.osinfo.valid = false;
+    osinfo_files f = co_await offload(st.pool, [&sys, &src] { return read_osinfo_files(sys, src); });
+    store_osinfo(st, std::move(u), std::move(src), std::move(f));
   }
-  c.out.raw(cache.json);
+  c.out.raw(st.osinfo.json);
   co_return std::nullopt;
 }
 

@@ -12,6 +12,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "commands/offload.hpp"
 #include "commands/service.hpp"
@@ -57,6 +58,11 @@ class fake_system : public platform::linux_system {
   std::optional<platform::file_identity> identity(const std::string& path) override {
     ++stats;
     return linux_system::identity(path);
+  }
+  std::vector<std::string> small_reads;  // read_small_file() paths (cache tests)
+  int read_small_file(const std::string& path, std::size_t max, std::string& out) override {
+    small_reads.push_back(path);
+    return linux_system::read_small_file(path, max, out);
   }
 };
 

@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <algorithm>
 
 #include "commands/handlers.hpp"
 #include "commands_harness.hpp"
@@ -127,6 +128,22 @@ TEST(CommandsSystem, OsinfoIsCachedUntilTheFileOrUnameChanges) {
   EXPECT_NE(t(R"({"execute":"guest-get-osinfo"})").find("\"id\": \"two-longer\""), std::string::npos);
   t.sys.un.release = "6.2.0";
   EXPECT_NE(t(R"({"execute":"guest-get-osinfo"})").find("\"kernel-release\": \"6.2.0\""), std::string::npos);
+}
+
+TEST(CommandsSystem, OsinfoIsReadAtStartUpNotByTheFirstCall) {
+  temp_dir root;
+  std::filesystem::create_directories(root / "etc");
+  spit(root / "etc/os-release", "ID=warm\n");
+  service_fixture t({}, false);
+  t.sys = fake_system(root.path);
+  t.start();  // init() reads os-release
+  const auto at_start = t.sys.small_reads;
+  EXPECT_NE(std::find(at_start.begin(), at_start.end(), root / "etc/os-release"), at_start.end());
+  EXPECT_NE(t(R"({"execute":"guest-get-osinfo"})").find("\"id\": \"warm\""), std::string::npos);
+  EXPECT_EQ(t.sys.small_reads, at_start);  // answered from the cache: no file read
+  spit(root / "etc/os-release", "ID=changed-later\n");
+  EXPECT_NE(t(R"({"execute":"guest-get-osinfo"})").find("\"id\": \"changed-later\""), std::string::npos);
+  EXPECT_EQ(t.sys.small_reads.size(), at_start.size() + 1);
 }
 
 TEST(CommandsSystem, OsReleaseUnquoteQuirks) {
