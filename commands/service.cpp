@@ -100,7 +100,11 @@ std::optional<std::string> service::init() {
     st.pstate = *parsed;
   }
   st.gate.set_level(st.effective_level());
+  // Files the read-only commands would otherwise read at their first call, each agent of a
+  // fleet paying a disk read where the page was reclaimed: os-release, and /etc/localtime
+  // (glibc reads the zone once, then only stats the file).
   warm_osinfo(st);
+  st.sys.timezone();
   return std::nullopt;
 }
 
