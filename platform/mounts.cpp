@@ -6,6 +6,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 namespace fleetga::platform {
@@ -67,19 +68,29 @@ bool dev_exists(const std::vector<mount_entry>& v, unsigned major, unsigned mino
 }
 
 // Whole file; /proc files report size 0, so read until EOF.
+// Straight into `out` (no buffer on the stack: the agent's threads keep their stacks small).
 int read_fd(int fd, std::string& out) {
-  out.clear();
-  char buf[16384];
+  std::size_t used = 0;
+  out.resize(4096);
   while (true) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (used == out.size() && used < mount_table_max) out.resize(std::min(used * 2, mount_table_max));
+    char probe;  // full at the limit: one more byte says whether the table is larger
+    const bool full = used == out.size();
+    ssize_t n = full ? ::read(fd, &probe, 1) : ::read(fd, out.data() + used, out.size() - used);
+    if (full && n > 0) {
+      out.clear();
+      return EFBIG;
+    }
     if (n < 0) {
       if (errno == EINTR) continue;
-      return errno;
+      int e = errno;
+      out.clear();
+      return e;
     }
     if (n == 0) break;
-    if (out.size() + static_cast<std::size_t>(n) > mount_table_max) return EFBIG;
-    out.append(buf, static_cast<std::size_t>(n));
+    used += static_cast<std::size_t>(n);
   }
+  out.resize(used);
   return 0;
 }
 

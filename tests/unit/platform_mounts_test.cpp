@@ -142,6 +142,24 @@ TEST(PlatformMountsFsfreeze, ReadMountListUnderRoot) {
   EXPECT_EQ(err, "failed to open mtab file: '/proc/self/mounts'");
 }
 
+TEST(PlatformMountsFsfreeze, MountTableUpToTheLimitIsRead) {
+  // mount_table_max bytes are read; one byte more and the table is refused, as unreadable.
+  temp_dir root;
+  std::filesystem::create_directories(root / "proc/self");
+  std::string table = "25 1 254:0 / / rw - ext4 /dev/vda rw\n";
+  table.resize(platform::mount_table_max, '\n');
+  spit(root / "proc/self/mountinfo", table);
+  std::string err;
+  auto m = platform::read_mount_list(root.path, err);
+  ASSERT_TRUE(m) << err;
+  EXPECT_EQ(dirs(*m), (std::vector<std::string>{"/"}));
+  table += "\n";
+  spit(root / "proc/self/mountinfo", table);
+  m = platform::read_mount_list(root.path, err);
+  EXPECT_FALSE(m);
+  EXPECT_EQ(err, "failed to open mtab file: '/proc/self/mounts'");
+}
+
 TEST(PlatformMountsFsfreeze, ReadMountListOfThisMachine) {
   std::string err;
   auto m = platform::read_mount_list("", err);
