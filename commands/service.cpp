@@ -105,6 +105,10 @@ std::optional<std::string> service::init() {
   // (glibc reads the zone once, then only stats the file).
   warm_osinfo(st);
   st.sys.timezone();
+  // The interface list is kept until the kernel announces a change (platform/net): take it
+  // now, so that its watch socket, like every descriptor the agent holds, exists from the start.
+  std::vector<platform::if_address> interfaces;
+  st.net->list_addresses(interfaces);
   return std::nullopt;
 }
 

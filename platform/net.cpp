@@ -1,6 +1,8 @@
 #include "platform/net.hpp"
 
 #include <arpa/inet.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <fcntl.h>
 #include <ifaddrs.h>
 #include <net/if.h>
@@ -18,7 +20,10 @@ namespace fleetga::platform {
 
 // ---- the real host -------------------------------------------------------------------
 
-int linux_net::list_addresses(std::vector<if_address>& out) {
+namespace {
+
+// getifaddrs(), copied out.
+int read_addresses(std::vector<if_address>& out) {
   out.clear();
   struct ifaddrs* ifap = nullptr;
   if (::getifaddrs(&ifap) < 0) return errno != 0 ? errno : EIO;
@@ -48,11 +53,7 @@ int linux_net::list_addresses(std::vector<if_address>& out) {
   return 0;
 }
 
-hwaddr_socket::~hwaddr_socket() {
-  if (fd >= 0) ::close(fd);
-}
-
-hwaddr_result linux_net::hardware_address(const std::string& name, hwaddr_socket& sock) {
+hwaddr_result ask_hardware_address(const std::string& name, hwaddr_socket& sock) {
   hwaddr_result r;
   if (sock.fd < 0) {
     sock.fd = ::socket(PF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -74,6 +75,80 @@ hwaddr_result linux_net::hardware_address(const std::string& name, hwaddr_socket
   }
   return r;
 }
+
+}  // namespace
+
+linux_net::~linux_net() {
+  if (watch_ >= 0) ::close(watch_);
+}
+
+bool linux_net::changed() {
+  if (watch_ < 0) {
+    int fd = ::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
+    if (fd < 0) return true;  // no watch: every call asks the kernel, as before
+    sockaddr_nl sa{};
+    sa.nl_family = AF_NETLINK;
+    sa.nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR;
+    if (::bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0) {
+      ::close(fd);
+      return true;
+    }
+    watch_ = fd;
+    return true;  // nothing kept from before the subscription
+  }
+  bool any = false;
+  for (;;) {
+    char msg[64];  // only whether something came: MSG_TRUNC drops the rest of each message
+    ssize_t n = ::recv(watch_, msg, sizeof msg, MSG_DONTWAIT | MSG_TRUNC);
+    if (n >= 0 || errno == ENOBUFS) {  // an event, or events lost to a full socket
+      any = true;
+      continue;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return any;
+    ::close(watch_);  // unexpected: drop the watch, it is opened again next time
+    watch_ = -1;
+    return true;
+  }
+}
+
+int linux_net::list_addresses(std::vector<if_address>& out) {
+  std::lock_guard lock(m_);
+  if (changed()) kept_ = false;
+  if (kept_) {
+    out = addrs_;
+    return 0;
+  }
+  hw_.clear();
+  ++epoch_;
+  int err = read_addresses(out);
+  if (err == 0 && watch_ >= 0) {
+    addrs_ = out;
+    kept_ = true;
+  }
+  return err;
+}
+
+hwaddr_socket::~hwaddr_socket() {
+  if (fd >= 0) ::close(fd);
+}
+
+hwaddr_result linux_net::hardware_address(const std::string& name, hwaddr_socket& sock) {
+  std::uint64_t epoch;
+  {
+    std::lock_guard lock(m_);
+    if (kept_)
+      if (auto it = hw_.find(name); it != hw_.end()) return it->second;
+    epoch = epoch_;
+  }
+  hwaddr_result r = ask_hardware_address(name, sock);
+  if (r.st != hwaddr_result::status::socket_failed) {
+    std::lock_guard lock(m_);
+    if (kept_ && epoch == epoch_) hw_.emplace(name, r);  // not if the list was asked again meanwhile
+  }
+  return r;
+}
+
 
 int linux_net::read_proc_file(std::string_view abs_path, std::string& out) {
   out.clear();

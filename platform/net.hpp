@@ -9,6 +9,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -72,15 +74,35 @@ class net {
 };
 
 // The real thing. /proc paths are rooted through `sys` (the same root as everything else).
+//
+// The interface list and the hardware addresses are kept between calls and asked again only
+// after the kernel announced a change: a netlink socket subscribed to link and IPv4/IPv6
+// address events (every rename, new or removed link or address, MAC change, up/down) is read,
+// without blocking, before each list. Nothing pending: the last getifaddrs() and SIOCGIFHWADDR
+// answers are still the kernel's. Something pending, an overflowed socket (ENOBUFS) or no
+// socket: asked again. The watch is subscribed before the list it guards is read, so a change
+// during the read shows at the next call. (Statistics are read every time; they are not
+// announced.) Thread-safe.
 class linux_net final : public net {
  public:
   explicit linux_net(const system& sys) noexcept : sys_(sys) {}
+  ~linux_net() override;
+  linux_net(const linux_net&) = delete;
+  linux_net& operator=(const linux_net&) = delete;
   int list_addresses(std::vector<if_address>& out) override;
   hwaddr_result hardware_address(const std::string& name, hwaddr_socket& sock) override;
   int read_proc_file(std::string_view abs_path, std::string& out) override;
 
  private:
+  bool changed();  // drains the watch; true when the kept answers can't be used (lock held)
+
   const system& sys_;
+  std::mutex m_;
+  int watch_ = -1;            // NETLINK_ROUTE, RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR
+  std::uint64_t epoch_ = 0;   // getifaddrs() calls so far; the kept answers belong to the last
+  bool kept_ = false;         // addrs_ and hw_ hold the answers of epoch_
+  std::vector<if_address> addrs_;
+  std::map<std::string, hwaddr_result, std::less<>> hw_;
 };
 
 // ---- /proc/net/dev -------------------------------------------------------------------

@@ -2,9 +2,16 @@
 // against what upstream qemu-ga's own parsing loop reads from the same files
 // (tests/data/network/*/routes.expected), and the real linux_net on this machine.
 #include <gtest/gtest.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -201,6 +208,49 @@ TEST(PlatformNetwork, RealInterfacesOfThisMachine) {
   EXPECT_EQ(gone.st, hwaddr_result::status::unavailable);
   EXPECT_EQ(gone.err, ENODEV);
   EXPECT_EQ(sock.fd, fd);  // one socket for the queries of a command
+}
+
+bool has_address(const std::vector<if_address>& list, std::string_view name, std::string_view text) {
+  return std::any_of(list.begin(), list.end(), [&](const if_address& a) {
+    return a.name == name && a.fam != if_address::family::other && address_text(a) == text;
+  });
+}
+
+// linux_net keeps the interface list and the hardware addresses until the kernel announces a
+// change: bringing a link up (the kernel then gives lo 127.0.0.1 and ::1) must show at the next
+// list, and the hardware address asked after it is the kernel's. Done in a child with a
+// network namespace of its own (only lo, down), so nothing outside it changes.
+TEST(PlatformNetwork, KeptInterfaceListFollowsTheKernel) {
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    if (::unshare(CLONE_NEWNET) != 0) ::_exit(77);
+    linux_system sys;
+    linux_net net(sys);
+    std::vector<if_address> down, again, up;
+    if (net.list_addresses(down) != 0 || net.list_addresses(again) != 0) ::_exit(10);
+    if (down.size() != 1 || down[0].name != "lo" || again.size() != 1 || again[0].name != "lo") ::_exit(11);
+    hwaddr_socket hs;
+    if (net.hardware_address("lo", hs).st != hwaddr_result::status::ok) ::_exit(12);
+    int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ifreq ifr{};
+    std::strcpy(ifr.ifr_name, "lo");
+    if (s < 0 || ::ioctl(s, SIOCGIFFLAGS, &ifr) != 0) ::_exit(77);
+    ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
+    if (::ioctl(s, SIOCSIFFLAGS, &ifr) != 0) ::_exit(77);
+    ::close(s);
+    if (net.list_addresses(up) != 0) ::_exit(13);
+    if (!has_address(up, "lo", "127.0.0.1")) ::_exit(14);  // the change unseen
+    if (net.hardware_address("lo", hs).st != hwaddr_result::status::ok) ::_exit(15);
+    if (net.hardware_address("fleetga-nope0", hs).st != hwaddr_result::status::unavailable) ::_exit(16);
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  if (WEXITSTATUS(status) == 77) GTEST_SKIP() << "no network namespace of our own here (not root?)";
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "10 list failed, 11 not just lo, 14 the address of the link brought up "
+                                       "not seen, 15/16 hardware addresses";
 }
 
 }  // namespace
