@@ -106,7 +106,7 @@ struct outcome {
 outcome thaw_all(agent_state& st) {
   fsfreeze_context& fz = st.fsfreeze;
   std::string err;
-  auto mounts = platform::read_mount_list(fz.root, err);
+  auto mounts = platform::read_mount_list(fz.root, err, platform::mount_read::fresh);
   if (!mounts) return {0, std::move(err)};
   outcome o;
   for (const auto& m : *mounts) {
@@ -125,7 +125,7 @@ outcome freeze_job(agent_state& st, const std::optional<std::vector<std::string>
   std::lock_guard lock(fz.op);
   if (auto e = run_hook(fz, "freeze")) return {-1, std::move(e)};
   std::string err;
-  auto mounts = platform::read_mount_list(fz.root, err);
+  auto mounts = platform::read_mount_list(fz.root, err, platform::mount_read::fresh);
   if (!mounts) return {-1, std::move(err)};
 
   set_frozen(st);
@@ -274,7 +274,7 @@ task<handler_result> guest_fstrim(call& c) {
   result r = co_await offload(st.pool, [&st, minlen] {
     result res;
     std::string err;
-    auto mounts = platform::read_mount_list(st.fsfreeze.root, err);
+    auto mounts = platform::read_mount_list(st.fsfreeze.root, err, platform::mount_read::fresh);
     if (!mounts) {
       res.error = std::move(err);
       return res;

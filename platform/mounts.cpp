@@ -152,14 +152,18 @@ std::string decode_mtab_name(std::string_view s) {
   return out;
 }
 
-std::vector<mount_entry> parse_mountinfo(std::string_view text, const device_lookup& lookup) {
+namespace {
+
+// parse_mountinfo(), and with `ids` the mount id of every listed entry (the first field).
+std::vector<mount_entry> parse_mountinfo_ids(std::string_view text, const device_lookup& lookup,
+                                             std::vector<unsigned>* ids) {
   std::vector<mount_entry> mounts;
   for_each_line(text, [&](std::string_view line) {
     // "%*u %*u %u:%u %*s %n%*s%n%c": id, parent, major:minor, root, mount point, one more char
     scan a{line};
-    unsigned major = 0, minor = 0;
+    unsigned id = 0, major = 0, minor = 0;
     std::size_t dir_s = 0, dir_e = 0;
-    if (!a.uns(nullptr)) return;
+    if (!a.uns(&id)) return;
     a.ws();
     if (!a.uns(nullptr)) return;
     a.ws();
@@ -188,8 +192,30 @@ std::vector<mount_entry> parse_mountinfo(std::string_view text, const device_loo
     }
     if (dev_exists(mounts, major, minor)) return;  // bind mount of a listed device
     mounts.push_back({decode_mountinfo_name(line.substr(dir_s, dir_e - dir_s)), std::string(type), major, minor});
+    if (ids) ids->push_back(id);
   });
   return mounts;
+}
+
+// Every listed mount point still leads to the mount it is listed for: the mount id statx()
+// finds at the path is the line's. A directory above a mount point renamed changes the path
+// without a mount-table event (kept text names the old path, which is gone or, made again,
+// on the filesystem above); so does a mount point hidden by a later mount on it. Without
+// STATX_MNT_ID (Linux < 5.8) nothing is vouched for. AT_STATX_DONT_SYNC: cached attributes.
+bool mount_points_resolve(const std::vector<mount_entry>& mounts, const std::vector<unsigned>& ids) {
+  for (std::size_t i = 0; i < mounts.size(); ++i) {
+    struct statx sx;
+    if (::statx(AT_FDCWD, mounts[i].dir.c_str(), AT_NO_AUTOMOUNT | AT_STATX_DONT_SYNC, STATX_MNT_ID, &sx) != 0)
+      return false;
+    if (!(sx.stx_mask & STATX_MNT_ID) || sx.stx_mnt_id != ids[i]) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::vector<mount_entry> parse_mountinfo(std::string_view text, const device_lookup& lookup) {
+  return parse_mountinfo_ids(text, lookup, nullptr);
 }
 
 std::vector<mount_entry> parse_mtab(std::string_view text, const device_lookup& lookup) {
@@ -231,14 +257,14 @@ mountinfo_watch::~mountinfo_watch() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-int mountinfo_watch::text(std::string& out) {
+int mountinfo_watch::text(std::string& out, bool fresh, bool* read) {
   std::lock_guard lock(m_);
-  bool stale = false;
+  bool stale = fresh;
   if (fd_ < 0) {
     fd_ = ::open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
     if (fd_ < 0) return errno;
     stale = true;
-  } else {
+  } else if (!stale) {
     pollfd p{fd_, POLLPRI, 0};
     stale = ::poll(&p, 1, 0) != 0;  // flagged, or poll failed: read again
   }
@@ -250,28 +276,54 @@ int mountinfo_watch::text(std::string& out) {
       return e;
     }
   }
+  if (read) *read = stale;
   out = text_;
   return 0;
 }
 
-int own_mountinfo(std::string& text) {
+static mountinfo_watch& own_watch() {
   static mountinfo_watch own;
-  return own.text(text);
+  return own;
 }
 
-std::optional<std::vector<mount_entry>> read_mount_list(const std::string& root, std::string& error) {
-  device_lookup lookup = [&root](const std::string& dev, unsigned& major, unsigned& minor) {
-    return stat_device(root, dev, major, minor);
-  };
+int own_mountinfo(std::string& text) { return own_watch().text(text); }
+
+namespace {
+
+std::optional<std::vector<mount_entry>> mtab_or_error(const std::string& root, const device_lookup& lookup,
+                                                      std::string& error) {
   std::string text;
-  if (root.empty()) {  // the agent's own mount table (an injected root is read as it is)
-    if (own_mountinfo(text) == 0) return parse_mountinfo(text, lookup);
-  } else if (read_file(root + "/proc/self/mountinfo", text) == 0) {
-    return parse_mountinfo(text, lookup);
-  }
   if (read_file(root + "/proc/self/mounts", text) == 0) return parse_mtab(text, lookup);
   error = "failed to open mtab file: '/proc/self/mounts'";
   return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<std::vector<mount_entry>> read_mount_list(mountinfo_watch& w, std::string& error, mount_read how) {
+  device_lookup lookup = [](const std::string& dev, unsigned& major, unsigned& minor) {
+    return stat_device("", dev, major, minor);
+  };
+  std::string text;
+  bool read = false;
+  if (w.text(text, how == mount_read::fresh, &read) == 0) {
+    if (read) return parse_mountinfo(text, lookup);  // as the kernel has it now
+    std::vector<unsigned> ids;
+    auto kept = parse_mountinfo_ids(text, lookup, &ids);
+    if (mount_points_resolve(kept, ids)) return kept;
+    if (w.text(text, true) == 0) return parse_mountinfo(text, lookup);
+  }
+  return mtab_or_error("", lookup, error);
+}
+
+std::optional<std::vector<mount_entry>> read_mount_list(const std::string& root, std::string& error, mount_read how) {
+  if (root.empty()) return read_mount_list(own_watch(), error, how);  // the agent's own table
+  device_lookup lookup = [&root](const std::string& dev, unsigned& major, unsigned& minor) {
+    return stat_device(root, dev, major, minor);
+  };
+  std::string text;  // an injected root is read as it is, every time
+  if (read_file(root + "/proc/self/mountinfo", text) == 0) return parse_mountinfo(text, lookup);
+  return mtab_or_error(root, lookup, error);
 }
 
 }  // namespace fleetga::platform

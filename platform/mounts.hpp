@@ -40,10 +40,6 @@ std::vector<mount_entry> parse_mtab(std::string_view text, const device_lookup& 
 // Largest mount table read (qemu-ga: unbounded). A host with ~50,000 mounts stays below it.
 inline constexpr std::size_t mount_table_max = std::size_t{16} << 20;
 
-// Reads <root>/proc/self/mountinfo (fallback <root>/proc/self/mounts), devices stat'ed under
-// <root>. nullopt + `error` = qemu-ga's "failed to open mtab file: '/proc/self/mounts'".
-// Blocking (file reads, stat): call it off the I/O thread.
-std::optional<std::vector<mount_entry>> read_mount_list(const std::string& root, std::string& error);
 
 // /proc/self/mountinfo kept open. The kernel flags every change of the mount table to poll()
 // on an open mountinfo (POLLPRI | POLLERR, proc(5)); without one the text is the one read last
@@ -57,7 +53,9 @@ class mountinfo_watch {
   ~mountinfo_watch();
   mountinfo_watch(const mountinfo_watch&) = delete;
   mountinfo_watch& operator=(const mountinfo_watch&) = delete;
-  int text(std::string& out);  // 0, or errno (the file is opened again next time)
+  // 0, or errno (the file is opened again next time). `fresh`: read it even if not flagged;
+  // `read` says whether the text was read now.
+  int text(std::string& out, bool fresh = false, bool* read = nullptr);
 
  private:
   std::mutex m_;  // fsinfo, fstrim and freeze may ask from two workers at once
@@ -67,6 +65,21 @@ class mountinfo_watch {
 
 // The agent's own mount table through one mountinfo_watch (read_mount_list("") uses it).
 int own_mountinfo(std::string& text);
+
+// How the agent's own table is taken. `kept`: the watch's text when the kernel flagged no
+// change, if every listed mount point still resolves to its mount (statx mount id; a rename
+// of a directory above a mount point is no mount event), else read again - for fsinfo.
+// `fresh`: read now - for freeze, thaw and fstrim, which act on the paths.
+enum class mount_read { kept, fresh };
+
+// Reads <root>/proc/self/mountinfo (fallback <root>/proc/self/mounts), devices stat'ed under
+// <root>; root "" is the agent's own table (own_mountinfo's watch), an injected root is read
+// every time. nullopt + `error` = qemu-ga's "failed to open mtab file: '/proc/self/mounts'".
+// Blocking (file reads, stat): call it off the I/O thread.
+std::optional<std::vector<mount_entry>> read_mount_list(const std::string& root, std::string& error,
+                                                        mount_read how = mount_read::kept);
+// The same through a given watch (tests: a watch opened in a mount namespace of their own).
+std::optional<std::vector<mount_entry>> read_mount_list(mountinfo_watch& w, std::string& error, mount_read how);
 
 // stat(<root><devpath>) as dev_major_minor() does.
 int stat_device(const std::string& root, const std::string& devpath, unsigned& major, unsigned& minor);
