@@ -25,7 +25,6 @@
 #include "agent/reactor.hpp"
 #include "commands/service.hpp"
 #include "commands/timer.hpp"
-#include "platform/mounts.hpp"
 #include "platform/system.hpp"
 #include "protocol/framer.hpp"
 
@@ -209,12 +208,7 @@ int run(const options& opts) {
     pidfile_written = !start_frozen;
   }
   pool.start(worker_threads);
-  // The mount table watch (platform/mounts) keeps /proc/self/mountinfo open from its first
-  // read: take it now, so that every descriptor the agent holds exists from the start.
-  {
-    std::string table;
-    platform::own_mountinfo(table);
-  }
+  svc.open_watches();
 
   // ga_unset_frozen(): logging back on, and for an agent that started frozen the deferred
   // log file and pidfile. Checked after every request and when the watchdog thawed.

@@ -11,6 +11,7 @@
 #include "commands/state.hpp"
 #include "commands/table.hpp"
 #include "platform/files.hpp"
+#include "platform/mounts.hpp"
 #include "platform/system.hpp"
 #include "protocol/json_writer.hpp"
 #include "protocol/request.hpp"
@@ -105,11 +106,18 @@ std::optional<std::string> service::init() {
   // (glibc reads the zone once, then only stats the file).
   warm_osinfo(st);
   st.sys.timezone();
-  // The interface list is kept until the kernel announces a change (platform/net): take it
-  // now, so that its watch socket, like every descriptor the agent holds, exists from the start.
-  std::vector<platform::if_address> interfaces;
-  st.net->list_addresses(interfaces);
   return std::nullopt;
+}
+
+void service::open_watches() {
+  // The interface list is kept until the kernel announces a change (platform/net), the mount
+  // table until it flags one (platform/mounts): take both now.
+  std::vector<platform::if_address> interfaces;
+  p_->st.net->list_addresses(interfaces);
+  if (p_->st.fsfreeze.root.empty()) {
+    std::string table;
+    platform::own_mountinfo(table);
+  }
 }
 
 bool service::frozen() const noexcept { return gate::frozen(p_->st.gate.load()); }

@@ -67,6 +67,12 @@ class service {
   // MAJOR.MINOR[.MICRO])" for a malformed options::support_level.
   std::optional<std::string> init();
 
+  // After init() and after daemonizing, before the first request (blocking): opens what the
+  // agent keeps open for its life - the interface watch's netlink socket (bound now, its port
+  // id is the daemon's pid, not the parent's) and the mount table watch - so that every
+  // descriptor the agent holds exists from the start. Without it they open at first use.
+  void open_watches();
+
   // Handles one frame from the framer and appends the reply (if the command has one) to
   // `out`. Completes synchronously for commands that don't block; one that offloads
   // suspends and is resumed by the offloader on the I/O thread. The frame's buffer AND `out`
