@@ -3,6 +3,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <system_error>
@@ -15,21 +16,42 @@ int make_eventfd() {
   if (fd < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
   return fd;
 }
+// At least n, doubling (reserve(n) alone would reallocate at every new job in flight).
+void room(std::vector<std::coroutine_handle<>>& v, std::size_t n) {
+  if (v.capacity() < n) v.reserve(std::max(n, 2 * v.capacity()));
+}
 }  // namespace
 
 pool_offloader::pool_offloader(boost::asio::any_io_executor io, std::size_t threads)
     : wake_fd_(make_eventfd()), wake_(std::move(io), wake_fd_) {
   wait_for_done();
-  threads_.reserve(threads);
-  for (std::size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { worker(); });
+  try {
+    threads_.reserve(threads);
+    for (std::size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { worker(); });
+  } catch (...) {
+    join();  // the threads already started (a joinable std::thread destroyed terminates)
+    throw;
+  }
 }
 
 pool_offloader::~pool_offloader() { join(); }
 
 void pool_offloader::run(std::function<void()> work, std::coroutine_handle<> resume) {
-  {
+  // Room in both completion lists for every job in flight, made here on the I/O thread, where
+  // a bad_alloc reaches the handler (offload() rethrows it there): a worker's push_back then
+  // never allocates, and a completion is never lost to an exception on a worker.
+  ++in_flight_;
+  try {
+    room(resuming_, in_flight_);
+    {
+      std::lock_guard lock(done_mutex_);
+      room(done_, in_flight_);
+    }
     std::lock_guard lock(jobs_mutex_);
     jobs_.push_back(job{std::move(work), resume});
+  } catch (...) {
+    --in_flight_;
+    throw;
   }
   jobs_ready_.notify_one();
 }
@@ -81,7 +103,10 @@ void pool_offloader::resume_done() {
     std::lock_guard lock(done_mutex_);
     resuming_.swap(done_);
   }
-  for (std::coroutine_handle<> h : resuming_) h.resume();
+  in_flight_ -= resuming_.size();
+  // By index: a resumed handler that offloads again reserves this list (never past what it
+  // holds, as nothing is added to it here, but an iterator would not survive a reallocation).
+  for (std::size_t i = 0; i < resuming_.size(); ++i) resuming_[i].resume();
   resuming_.clear();
 }
 

@@ -27,10 +27,13 @@ namespace fleetga::agent {
 class pool_offloader final : public commands::offloader {
  public:
   // `io` must be the executor of the (single) I/O thread; the pool is built on that thread.
+  // Throws std::system_error when a thread can't be started (those started are joined first).
   pool_offloader(boost::asio::any_io_executor io, std::size_t threads);
   ~pool_offloader() override;
   pool_offloader(const pool_offloader&) = delete;
   pool_offloader& operator=(const pool_offloader&) = delete;
+  // On the I/O thread (handlers offload from there). Throws (bad_alloc) only before the job
+  // is handed over.
   void run(std::function<void()> work, std::coroutine_handle<> resume) override;
   // Runs the work already handed over, then stops the threads (at exit). Handlers whose work
   // finished are resumed only if the I/O thread still runs.
@@ -54,7 +57,10 @@ class pool_offloader final : public commands::offloader {
   std::vector<std::thread> threads_;
   // Back to the I/O thread.
   std::mutex done_mutex_;
+  // Both hold room for in_flight_ handles (reserved by run()); resuming_ and in_flight_
+  // belong to the I/O thread.
   std::vector<std::coroutine_handle<>> done_, resuming_;
+  std::size_t in_flight_ = 0;
   int wake_fd_ = -1;  // owned by wake_
   boost::asio::posix::stream_descriptor wake_;
 };

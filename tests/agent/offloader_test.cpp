@@ -2,6 +2,10 @@
 // none is lost or resumed twice when many finish at once, and join() runs what was handed over.
 #include "agent/offloader.hpp"
 
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -12,6 +16,7 @@
 #include <coroutine>
 #include <exception>
 #include <stdexcept>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -123,6 +128,52 @@ TEST(PoolOffloader, JoinRunsTheWorkHandedOver) {
     EXPECT_EQ(ran.load(), 50);
   }
   io.run_for(10ms);  // what the closed eventfd left behind must not touch the pool
+}
+
+// Handlers that offload again as soon as they are resumed, many at once: the resumed list is
+// being walked while they hand over new work (and make room for its completion).
+detached chain(offloader& pool, int& value, std::atomic<int>& left) {
+  for (int step = 0; step < 3; ++step) value = co_await offload(pool, [value] { return value + 1; });
+  --left;
+}
+
+TEST(PoolOffloader, HandlersThatOffloadAgainWhenResumedAllFinish) {
+  asio::io_context io(1);
+  fleetga::agent::pool_offloader pool(io.get_executor(), 2);
+  constexpr int n = 5000;
+  std::vector<int> values(n, 0);
+  std::atomic<int> left = n;
+  for (int i = 0; i < n; ++i) {
+    values[i] = i;
+    chain(pool, values[i], left);
+  }
+  run_until_done(io, left);
+  ASSERT_EQ(left.load(), 0) << "handlers never resumed";
+  for (int i = 0; i < n; ++i) ASSERT_EQ(values[i], i + 3) << i;
+}
+
+TEST(PoolOffloader, AThreadThatCannotStartIsAnErrorNotATermination) {
+  // In a child under a uid of its own with room for one more thread (RLIMIT_NPROC 2): the
+  // first worker starts, the second can't. The constructor must throw std::system_error
+  // after joining the first (a joinable std::thread destroyed calls std::terminate).
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    rlimit lim{2, 2};
+    if (::setrlimit(RLIMIT_NPROC, &lim) != 0 || ::setgid(54321) != 0 || ::setuid(54321) != 0) ::_exit(77);
+    asio::io_context io(1);
+    try {
+      fleetga::agent::pool_offloader pool(io.get_executor(), 4);
+      ::_exit(10);  // all four started: the limit did not hold
+    } catch (const std::system_error&) {
+      ::_exit(0);
+    }
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 77) GTEST_SKIP() << "can't change uid here (not root?)";
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "10: the thread limit did not hold";
 }
 
 }  // namespace
