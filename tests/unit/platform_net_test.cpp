@@ -1,8 +1,11 @@
 // platform/net: the /proc/net parsers on fixture files (this machine's and odd ones), checked
 // against what upstream qemu-ga's own parsing loop reads from the same files
 // (tests/data/network/*/routes.expected), and the real linux_net on this machine.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <net/if.h>
+#include <net/if_arp.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -238,11 +241,33 @@ TEST(PlatformNetwork, KeptInterfaceListFollowsTheKernel) {
     if (s < 0 || ::ioctl(s, SIOCGIFFLAGS, &ifr) != 0) ::_exit(77);
     ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
     if (::ioctl(s, SIOCSIFFLAGS, &ifr) != 0) ::_exit(77);
-    ::close(s);
     if (net.list_addresses(up) != 0) ::_exit(13);
     if (!has_address(up, "lo", "127.0.0.1")) ::_exit(14);  // the change unseen
     if (net.hardware_address("lo", hs).st != hwaddr_result::status::ok) ::_exit(15);
     if (net.hardware_address("fleetga-nope0", hs).st != hwaddr_result::status::unavailable) ::_exit(16);
+    // An address added to a link already up: an address event, no link event.
+    sockaddr_in sin{};
+    sin.sin_family = AF_INET;
+    ::inet_pton(AF_INET, "10.9.8.7", &sin.sin_addr);
+    ifreq ar{};
+    std::strcpy(ar.ifr_name, "lo:1");
+    std::memcpy(&ar.ifr_addr, &sin, sizeof sin);
+    if (::ioctl(s, SIOCSIFADDR, &ar) != 0) ::_exit(77);
+    std::vector<if_address> added;
+    if (net.list_addresses(added) != 0) ::_exit(13);
+    if (!has_address(added, "lo:1", "10.9.8.7") || !has_address(added, "lo", "127.0.0.1")) ::_exit(17);
+    // A hardware address changed (a link event): the kept answer must not be given again.
+    ifreq hr{};
+    std::strcpy(hr.ifr_name, "lo");
+    hr.ifr_hwaddr.sa_family = ARPHRD_LOOPBACK;
+    const unsigned char mac[6] = {0x02, 0, 0, 0, 0, 0x01};
+    std::memcpy(hr.ifr_hwaddr.sa_data, mac, sizeof mac);
+    if (::ioctl(s, SIOCSIFHWADDR, &hr) != 0) ::_exit(77);
+    ::close(s);
+    std::vector<if_address> changed;
+    if (net.list_addresses(changed) != 0) ::_exit(13);
+    hwaddr_result now = net.hardware_address("lo", hs);
+    if (now.st != hwaddr_result::status::ok || now.mac != (std::array<std::uint8_t, 6>{2, 0, 0, 0, 0, 1})) ::_exit(18);
     ::_exit(0);
   }
   int status = 0;
@@ -250,7 +275,8 @@ TEST(PlatformNetwork, KeptInterfaceListFollowsTheKernel) {
   ASSERT_TRUE(WIFEXITED(status));
   if (WEXITSTATUS(status) == 77) GTEST_SKIP() << "no network namespace of our own here (not root?)";
   EXPECT_EQ(WEXITSTATUS(status), 0) << "10 list failed, 11 not just lo, 14 the address of the link brought up "
-                                       "not seen, 15/16 hardware addresses";
+                                       "not seen, 15/16 hardware addresses, 17 an added address not seen, "
+                                       "18 a changed hardware address not seen";
 }
 
 }  // namespace
