@@ -108,10 +108,14 @@ class FakeAgent:
                 buf = buf[start:]
                 start = 0
             if out:
+                # The 0.2 s above is for the recv loop (to notice `stop`); a big reply (exec-poll's
+                # 22 MB) must not be cut off because the client was slow to read once.
+                c.settimeout(30)
                 try:
                     c.sendall(out)
                 except OSError:
                     return
+                c.settimeout(0.2)
 
     def close(self):
         self.stop = True
@@ -534,8 +538,11 @@ class Load(unittest.TestCase):
                           ("flag", lambda b: b.update({"out-truncated": not b["out-truncated"]}) if "out-data" in b else None),
                           ("exit code", lambda b: b.update({"exitcode": 1}))):
             with self.subTest(lie=what), FakeAgent(fake(lie)) as f:
+                # The fake builds a 22 MB reply in Python and the tool may be an ASan build:
+                # on a busy machine that is seconds, not a lost reply (the default timeout is 5 s).
                 rc, rep, err = load_json("--agent", f.sock, "--scenario", "exec-poll", "--allow-unsafe",
-                                         "--output", "65536,16777217", "--requests", 2)
+                                         "--output", "65536,16777217", "--requests", 2, "--timeout", 60,
+                                         timeout=240)
                 if what == "nothing":
                     self.assertEqual(rc, 0, (rep, err))
                     self.assertEqual(rep["execs"], 2)
