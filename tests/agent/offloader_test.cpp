@@ -26,6 +26,9 @@ using namespace std::chrono_literals;
 namespace asio = boost::asio;
 using fleetga::commands::offload;
 using fleetga::commands::offloader;
+// The agent's io_context runs with this hint (agent/run.cpp): no locking in the reactor, so
+// workers must never touch it - they only write the eventfd.
+constexpr int agent_hint = BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO;
 
 // A fire-and-forget coroutine, enough to co_await offload() outside the agent's task type.
 struct detached {
@@ -70,7 +73,7 @@ void run_until_done(asio::io_context& io, const std::atomic<int>& left) {
 }
 
 TEST(PoolOffloader, WorkOnAWorkerEveryHandlerResumedOnceOnTheIOThread) {
-  asio::io_context io(1);
+  asio::io_context io(agent_hint);
   fleetga::agent::pool_offloader pool(io.get_executor(), 2);
   const auto io_thread = std::this_thread::get_id();
   constexpr int n = 20000;  // many finish together: batches of completions, one wake-up each
@@ -90,7 +93,7 @@ TEST(PoolOffloader, WorkOnAWorkerEveryHandlerResumedOnceOnTheIOThread) {
 TEST(PoolOffloader, SpacedOutRequestsEachWakeTheIOThread) {
   // One at a time with pauses, so that the I/O thread sleeps between them: a lost wake-up
   // (a completion written while nothing waited) would leave a handler unresumed.
-  asio::io_context io(1);
+  asio::io_context io(agent_hint);
   fleetga::agent::pool_offloader pool(io.get_executor(), 2);
   for (int i = 0; i < 200; ++i) {
     record r;
@@ -104,7 +107,7 @@ TEST(PoolOffloader, SpacedOutRequestsEachWakeTheIOThread) {
 }
 
 TEST(PoolOffloader, AnExceptionOnTheWorkerReachesTheHandler) {
-  asio::io_context io(1);
+  asio::io_context io(agent_hint);
   fleetga::agent::pool_offloader pool(io.get_executor(), 1);
   std::string what;
   std::atomic<int> left = 1;
@@ -114,7 +117,7 @@ TEST(PoolOffloader, AnExceptionOnTheWorkerReachesTheHandler) {
 }
 
 TEST(PoolOffloader, JoinRunsTheWorkHandedOver) {
-  asio::io_context io(1);
+  asio::io_context io(agent_hint);
   std::atomic<int> ran = 0;
   {
     fleetga::agent::pool_offloader pool(io.get_executor(), 1);
@@ -138,7 +141,7 @@ detached chain(offloader& pool, int& value, std::atomic<int>& left) {
 }
 
 TEST(PoolOffloader, HandlersThatOffloadAgainWhenResumedAllFinish) {
-  asio::io_context io(1);
+  asio::io_context io(agent_hint);
   fleetga::agent::pool_offloader pool(io.get_executor(), 2);
   constexpr int n = 5000;
   std::vector<int> values(n, 0);
@@ -161,7 +164,7 @@ TEST(PoolOffloader, AThreadThatCannotStartIsAnErrorNotATermination) {
   if (pid == 0) {
     rlimit lim{2, 2};
     if (::setrlimit(RLIMIT_NPROC, &lim) != 0 || ::setgid(54321) != 0 || ::setuid(54321) != 0) ::_exit(77);
-    asio::io_context io(1);
+    asio::io_context io(agent_hint);
     try {
       fleetga::agent::pool_offloader pool(io.get_executor(), 4);
       ::_exit(10);  // all four started: the limit did not hold
