@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "commands_harness.hpp"
+#include "in_child.hpp"
 #include "platform/freeze.hpp"
 #include "platform/mounts.hpp"
 #include "platform/spawn.hpp"
@@ -271,30 +272,25 @@ TEST(PlatformMountsOwnTable, AMountAndAnUnmountAreSeen) {
   char dir_template[] = "/tmp/fleetga-mnt-XXXXXX";
   ASSERT_NE(::mkdtemp(dir_template), nullptr);
   const std::string dir = dir_template;
-  pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    if (::unshare(CLONE_NEWNS) != 0) ::_exit(77);
-    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) ::_exit(77);
+  const int rc = in_child([&] {
+    if (::unshare(CLONE_NEWNS) != 0) return child_cannot;
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return child_cannot;
     platform::mountinfo_watch w;
     std::string before, same, mounted, unmounted;
-    if (w.text(before) != 0 || w.text(same) != 0) ::_exit(10);
-    if (same != before || before.find(" " + dir + " ") != std::string::npos) ::_exit(11);
-    if (::mount("fleetga-test", dir.c_str(), "tmpfs", 0, "size=64k") != 0) ::_exit(77);
-    if (w.text(mounted) != 0) ::_exit(12);
-    if (mounted.find(" " + dir + " ") == std::string::npos) ::_exit(13);  // the mount unseen
-    if (::umount(dir.c_str()) != 0) ::_exit(14);
-    if (w.text(unmounted) != 0) ::_exit(15);
-    if (unmounted.find(" " + dir + " ") != std::string::npos) ::_exit(16);  // the unmount unseen
-    if (unmounted != before) ::_exit(17);
-    ::_exit(0);
-  }
-  int status = 0;
-  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    if (w.text(before) != 0 || w.text(same) != 0) return 10;
+    if (same != before || before.find(" " + dir + " ") != std::string::npos) return 11;
+    if (::mount("fleetga-test", dir.c_str(), "tmpfs", 0, "size=64k") != 0) return child_cannot;
+    if (w.text(mounted) != 0) return 12;
+    if (mounted.find(" " + dir + " ") == std::string::npos) return 13;  // the mount unseen
+    if (::umount(dir.c_str()) != 0) return 14;
+    if (w.text(unmounted) != 0) return 15;
+    if (unmounted.find(" " + dir + " ") != std::string::npos) return 16;  // the unmount unseen
+    if (unmounted != before) return 17;
+    return 0;
+  });
   ::rmdir(dir.c_str());
-  ASSERT_TRUE(WIFEXITED(status));
-  if (WEXITSTATUS(status) == 77) GTEST_SKIP() << "no mount namespace of our own here (not root?)";
-  EXPECT_EQ(WEXITSTATUS(status), 0) << "10 read failed, 11 not stable or already mounted, "
+  if (rc == child_cannot) GTEST_SKIP() << "no mount namespace of our own here (not root?)";
+  EXPECT_EQ(rc, 0) << "10 read failed, 11 not stable or already mounted, "
                                        "13 mount not seen, 16 unmount not seen, 17 not as before";
 }
 
@@ -306,38 +302,33 @@ TEST(PlatformMountsOwnTable, AMountAndAnUnmountAreSeen) {
 TEST(PlatformMountsOwnTable, ARenameAboveAMountPointIsSeen) {
   temp_dir d;
   const std::string img = d / "img", a = d / "a", b = d / "b", c = d / "c";
-  pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    if (::unshare(CLONE_NEWNS) != 0) ::_exit(77);
-    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) ::_exit(77);
-    if (::mkdir(a.c_str(), 0755) != 0 || ::mkdir((a + "/m").c_str(), 0755) != 0) ::_exit(9);
+  const int rc = in_child([&] {
+    if (::unshare(CLONE_NEWNS) != 0) return child_cannot;
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return child_cannot;
+    if (::mkdir(a.c_str(), 0755) != 0 || ::mkdir((a + "/m").c_str(), 0755) != 0) return 9;
     const std::string mk = "PATH=$PATH:/usr/sbin:/sbin; truncate -s 4M '" + img + "' && mkfs.ext4 -q -F '" +
                            img + "' >/dev/null 2>&1 && mount -o loop '" + img + "' '" + a + "/m'";
-    if (std::system(mk.c_str()) != 0) ::_exit(77);  // no loop devices or no mkfs here
+    if (std::system(mk.c_str()) != 0) return child_cannot;  // no loop devices or no mkfs here
     auto lists = [](const std::optional<std::vector<mount_entry>>& l, const std::string& dir) {
       return l && std::find_if(l->begin(), l->end(), [&](const mount_entry& e) { return e.dir == dir; }) != l->end();
     };
     platform::mountinfo_watch w;
     std::string err;
     using platform::mount_read;
-    if (!lists(platform::read_mount_list(w, err, mount_read::kept), a + "/m")) ::_exit(10);
-    if (!lists(platform::read_mount_list(w, err, mount_read::kept), a + "/m")) ::_exit(11);  // kept text
-    if (::rename(a.c_str(), b.c_str()) != 0) ::_exit(9);
+    if (!lists(platform::read_mount_list(w, err, mount_read::kept), a + "/m")) return 10;
+    if (!lists(platform::read_mount_list(w, err, mount_read::kept), a + "/m")) return 11;  // kept text
+    if (::rename(a.c_str(), b.c_str()) != 0) return 9;
     auto l = platform::read_mount_list(w, err, mount_read::kept);
-    if (!lists(l, b + "/m") || lists(l, a + "/m")) ::_exit(12);
+    if (!lists(l, b + "/m") || lists(l, a + "/m")) return 12;
     if (::rename(b.c_str(), c.c_str()) != 0 || ::mkdir(b.c_str(), 0755) != 0 || ::mkdir((b + "/m").c_str(), 0755) != 0)
-      ::_exit(9);
+      return 9;
     l = platform::read_mount_list(w, err, mount_read::kept);
-    if (!lists(l, c + "/m") || lists(l, b + "/m")) ::_exit(13);
-    if (platform::read_mount_list(w, err, mount_read::fresh) != l) ::_exit(14);
-    ::_exit(0);
-  }
-  int status = 0;
-  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFEXITED(status));
-  if (WEXITSTATUS(status) == 77) GTEST_SKIP() << "no mount namespace, loop device or mkfs.ext4 here (not root?)";
-  EXPECT_EQ(WEXITSTATUS(status), 0) << "9 setup failed, 10/11 the mount not listed, 12 the rename not seen, "
+    if (!lists(l, c + "/m") || lists(l, b + "/m")) return 13;
+    if (platform::read_mount_list(w, err, mount_read::fresh) != l) return 14;
+    return 0;
+  });
+  if (rc == child_cannot) GTEST_SKIP() << "no mount namespace, loop device or mkfs.ext4 here (not root?)";
+  EXPECT_EQ(rc, 0) << "9 setup failed, 10/11 the mount not listed, 12 the rename not seen, "
                                        "13 the old path made again was listed, 14 fresh read differs";
 }
 

@@ -20,11 +20,15 @@
 #include <string>
 #include <vector>
 
+#include "in_child.hpp"
 #include "platform/net.hpp"
 #include "platform/system.hpp"
 
 namespace fleetga::platform {
 namespace {
+
+using test::child_cannot;
+using test::in_child;
 
 std::string fixture(std::string_view rel) { return std::string(FLEETGA_TEST_DATA) + "/network/" + std::string(rel); }
 
@@ -224,27 +228,25 @@ bool has_address(const std::vector<if_address>& list, std::string_view name, std
 // list, and the hardware address asked after it is the kernel's. Done in a child with a
 // network namespace of its own (only lo, down), so nothing outside it changes.
 TEST(PlatformNetwork, KeptInterfaceListFollowsTheKernel) {
-  pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    if (::unshare(CLONE_NEWNET) != 0) ::_exit(77);
+  const int rc = in_child([&] {
+    if (::unshare(CLONE_NEWNET) != 0) return child_cannot;
     linux_system sys;
     linux_net net(sys);
     std::vector<if_address> down, again, up;
-    if (net.list_addresses(down) != 0 || net.list_addresses(again) != 0) ::_exit(10);
-    if (down.size() != 1 || down[0].name != "lo" || again.size() != 1 || again[0].name != "lo") ::_exit(11);
+    if (net.list_addresses(down) != 0 || net.list_addresses(again) != 0) return 10;
+    if (down.size() != 1 || down[0].name != "lo" || again.size() != 1 || again[0].name != "lo") return 11;
     hwaddr_socket hs;
-    if (net.hardware_address("lo", hs).st != hwaddr_result::status::ok) ::_exit(12);
+    if (net.hardware_address("lo", hs).st != hwaddr_result::status::ok) return 12;
     int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     ifreq ifr{};
     std::strcpy(ifr.ifr_name, "lo");
-    if (s < 0 || ::ioctl(s, SIOCGIFFLAGS, &ifr) != 0) ::_exit(77);
+    if (s < 0 || ::ioctl(s, SIOCGIFFLAGS, &ifr) != 0) return child_cannot;
     ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
-    if (::ioctl(s, SIOCSIFFLAGS, &ifr) != 0) ::_exit(77);
-    if (net.list_addresses(up) != 0) ::_exit(13);
-    if (!has_address(up, "lo", "127.0.0.1")) ::_exit(14);  // the change unseen
-    if (net.hardware_address("lo", hs).st != hwaddr_result::status::ok) ::_exit(15);
-    if (net.hardware_address("fleetga-nope0", hs).st != hwaddr_result::status::unavailable) ::_exit(16);
+    if (::ioctl(s, SIOCSIFFLAGS, &ifr) != 0) return child_cannot;
+    if (net.list_addresses(up) != 0) return 13;
+    if (!has_address(up, "lo", "127.0.0.1")) return 14;  // the change unseen
+    if (net.hardware_address("lo", hs).st != hwaddr_result::status::ok) return 15;
+    if (net.hardware_address("fleetga-nope0", hs).st != hwaddr_result::status::unavailable) return 16;
     // An address added to a link already up: an address event, no link event.
     sockaddr_in sin{};
     sin.sin_family = AF_INET;
@@ -252,29 +254,26 @@ TEST(PlatformNetwork, KeptInterfaceListFollowsTheKernel) {
     ifreq ar{};
     std::strcpy(ar.ifr_name, "lo:1");
     std::memcpy(&ar.ifr_addr, &sin, sizeof sin);
-    if (::ioctl(s, SIOCSIFADDR, &ar) != 0) ::_exit(77);
+    if (::ioctl(s, SIOCSIFADDR, &ar) != 0) return child_cannot;
     std::vector<if_address> added;
-    if (net.list_addresses(added) != 0) ::_exit(13);
-    if (!has_address(added, "lo:1", "10.9.8.7") || !has_address(added, "lo", "127.0.0.1")) ::_exit(17);
+    if (net.list_addresses(added) != 0) return 13;
+    if (!has_address(added, "lo:1", "10.9.8.7") || !has_address(added, "lo", "127.0.0.1")) return 17;
     // A hardware address changed (a link event): the kept answer must not be given again.
     ifreq hr{};
     std::strcpy(hr.ifr_name, "lo");
     hr.ifr_hwaddr.sa_family = ARPHRD_LOOPBACK;
     const unsigned char mac[6] = {0x02, 0, 0, 0, 0, 0x01};
     std::memcpy(hr.ifr_hwaddr.sa_data, mac, sizeof mac);
-    if (::ioctl(s, SIOCSIFHWADDR, &hr) != 0) ::_exit(77);
+    if (::ioctl(s, SIOCSIFHWADDR, &hr) != 0) return child_cannot;
     ::close(s);
     std::vector<if_address> changed;
-    if (net.list_addresses(changed) != 0) ::_exit(13);
+    if (net.list_addresses(changed) != 0) return 13;
     hwaddr_result now = net.hardware_address("lo", hs);
-    if (now.st != hwaddr_result::status::ok || now.mac != (std::array<std::uint8_t, 6>{2, 0, 0, 0, 0, 1})) ::_exit(18);
-    ::_exit(0);
-  }
-  int status = 0;
-  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFEXITED(status));
-  if (WEXITSTATUS(status) == 77) GTEST_SKIP() << "no network namespace of our own here (not root?)";
-  EXPECT_EQ(WEXITSTATUS(status), 0) << "10 list failed, 11 not just lo, 14 the address of the link brought up "
+    if (now.st != hwaddr_result::status::ok || now.mac != (std::array<std::uint8_t, 6>{2, 0, 0, 0, 0, 1})) return 18;
+    return 0;
+  });
+  if (rc == child_cannot) GTEST_SKIP() << "no network namespace of our own here (not root?)";
+  EXPECT_EQ(rc, 0) << "10 list failed, 11 not just lo, 14 the address of the link brought up "
                                        "not seen, 15/16 hardware addresses, 17 an added address not seen, "
                                        "18 a changed hardware address not seen";
 }
