@@ -1,8 +1,10 @@
 #include "platform/mounts.hpp"
 
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <poll.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -197,18 +199,45 @@ std::vector<mount_entry> parse_mountinfo_ids(std::string_view text, const device
   return mounts;
 }
 
-// Every listed mount point still leads to the mount it is listed for: the mount id statx()
-// finds at the path is the line's. A directory above a mount point renamed changes the path
-// without a mount-table event (kept text names the old path, which is gone or, made again,
-// on the filesystem above); so does a mount point hidden by a later mount on it. Without
-// STATX_MNT_ID (Linux < 5.8) nothing is vouched for. AT_STATX_DONT_SYNC: cached attributes.
-bool mount_points_resolve(const std::vector<mount_entry>& mounts, const std::vector<unsigned>& ids) {
-  for (std::size_t i = 0; i < mounts.size(); ++i) {
-    struct statx sx;
-    if (::statx(AT_FDCWD, mounts[i].dir.c_str(), AT_NO_AUTOMOUNT | AT_STATX_DONT_SYNC, STATX_MNT_ID, &sx) != 0)
-      return false;
-    if (!(sx.stx_mask & STATX_MNT_ID) || sx.stx_mnt_id != ids[i]) return false;
+// No component of `dir` (an absolute path) is a symlink: lstat of every prefix.
+bool no_symlink_on(const std::string& dir) {
+  struct stat st;
+  for (std::size_t p = dir.find('/', 1);; p = dir.find('/', p + 1)) {
+    if (::lstat(dir.substr(0, p).c_str(), &st) != 0 || S_ISLNK(st.st_mode)) return false;
+    if (p == std::string::npos) return true;
   }
+}
+
+// Every listed mount point still leads to the mount it is listed for, as the root of that
+// mount: the mount id found at the path is the line's. A directory above a mount point renamed
+// changes the path without a mount-table event (kept text names the old path, which is gone,
+// made again on the filesystem above, or a symlink to the new place); so does a mount point
+// hidden by a later mount on it. The path is resolved with no symlinks (mountinfo names none)
+// and from the dentry cache only (openat2 RESOLVE_CACHED, Linux 5.12): a walk that would need
+// the filesystem - a hung network mount above a listed one - is not made here, the table is
+// read again instead. Without openat2 (ENOSYS: Linux < 5.6, a seccomp filter, valgrind) the
+// symlinks are looked for by lstat; any other failure (EAGAIN, EINVAL, a kernel without
+// STATX_MNT_ID) means "read again".
+bool mount_point_resolves(const std::string& dir, unsigned id) {
+  open_how how{};
+  how.flags = O_PATH | O_CLOEXEC;
+  how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_CACHED;
+  const int fd = static_cast<int>(::syscall(SYS_openat2, AT_FDCWD, dir.c_str(), &how, sizeof how));
+  struct statx sx;
+  int r = -1;
+  if (fd >= 0) {
+    r = ::statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_MNT_ID, &sx);
+    ::close(fd);
+  } else if (errno == ENOSYS && no_symlink_on(dir)) {
+    r = ::statx(AT_FDCWD, dir.c_str(), AT_NO_AUTOMOUNT | AT_SYMLINK_NOFOLLOW | AT_STATX_DONT_SYNC, STATX_MNT_ID, &sx);
+  }
+  if (r != 0 || !(sx.stx_mask & STATX_MNT_ID) || sx.stx_mnt_id != id) return false;
+  return !(sx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) || (sx.stx_attributes & STATX_ATTR_MOUNT_ROOT);
+}
+
+bool mount_points_resolve(const std::vector<mount_entry>& mounts, const std::vector<unsigned>& ids) {
+  for (std::size_t i = 0; i < mounts.size(); ++i)
+    if (!mount_point_resolves(mounts[i].dir, ids[i])) return false;
   return true;
 }
 
@@ -269,6 +298,7 @@ int mountinfo_watch::text(std::string& out, bool fresh, bool* read) {
     stale = ::poll(&p, 1, 0) != 0;  // flagged, or poll failed: read again
   }
   if (stale) {
+    ++reads_;
     int e = ::lseek(fd_, 0, SEEK_SET) < 0 ? errno : read_fd(fd_, text_);
     if (e != 0) {
       ::close(fd_);
@@ -279,6 +309,11 @@ int mountinfo_watch::text(std::string& out, bool fresh, bool* read) {
   if (read) *read = stale;
   out = text_;
   return 0;
+}
+
+std::uint64_t mountinfo_watch::reads() {
+  std::lock_guard lock(m_);
+  return reads_;
 }
 
 static mountinfo_watch& own_watch() {

@@ -4,6 +4,7 @@
 // filesystems only, one entry per device. Pure parsers are separate so tests feed fixture
 // text; the reader applies the injectable root to every path it opens or stats.
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -56,11 +57,13 @@ class mountinfo_watch {
   // 0, or errno (the file is opened again next time). `fresh`: read it even if not flagged;
   // `read` says whether the text was read now.
   int text(std::string& out, bool fresh = false, bool* read = nullptr);
+  std::uint64_t reads();  // times the text was read (tests)
 
  private:
   std::mutex m_;  // fsinfo, fstrim and freeze may ask from two workers at once
   int fd_ = -1;
   std::string text_;
+  std::uint64_t reads_ = 0;
 };
 
 // The agent's own mount table through one mountinfo_watch (read_mount_list("") uses it).
