@@ -207,7 +207,14 @@ int run(const options& opts) {
         &io);
     pidfile_written = !start_frozen;
   }
-  pool.start(worker_threads);
+  try {
+    pool.start(worker_threads);
+  } catch (const std::exception& e) {  // a worker thread that can't start (EAGAIN: thread limit)
+    spdlog::critical("failed to start the worker threads: {}", e.what());
+    spdlog::critical("error initializing guest agent");
+    if (pidfile_written) ::unlink(pidfile.c_str());
+    return 1;
+  }
   svc.open_watches();
 
   // ga_unset_frozen(): logging back on, and for an agent that started frozen the deferred

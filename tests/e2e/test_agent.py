@@ -333,6 +333,30 @@ class CommandLine(unittest.TestCase):
         self.assertIn("error initializing guest agent", r.stderr)
         # qemu-ga exits 0 here (an accident of its main()); fleetga reports the failed start
 
+    @unittest.skipUnless(os.geteuid() == 0, "needs root (another uid, a thread limit)")
+    def test_worker_threads_that_cannot_start(self):
+        # Under a uid of its own with room for one thread besides the main one (RLIMIT_NPROC 2):
+        # the second worker can't start. A clear error and exit 1, not std::terminate's abort.
+        d = tempfile.mkdtemp(prefix="fleetga-nproc.")
+        try:
+            os.chmod(d, 0o755)  # the build directory may not be reachable by that uid: a copy
+            binary = os.path.join(d, "fleetga")
+            shutil.copy(FLEETGA, binary)
+            os.chmod(binary, 0o755)
+            state = os.path.join(d, "state")
+            os.mkdir(state)
+            os.chown(state, 54321, 54321)
+            # LeakSanitizer's exit check needs a thread of its own too (ASan builds).
+            env = dict(os.environ, ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":detect_leaks=0")
+            r = subprocess.run(["prlimit", "--nproc=2", "setpriv", "--reuid=54321", "--regid=54321",
+                                "--clear-groups", binary, "-m", "unix-listen", "-p", os.path.join(state, "sock"),
+                                "-t", state], capture_output=True, text=True, timeout=20, env=env)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn("failed to start the worker threads", r.stderr)
+            self.assertIn("error initializing guest agent", r.stderr)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
 
 if __name__ == "__main__":
     unittest.main()
