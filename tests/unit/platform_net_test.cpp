@@ -254,7 +254,7 @@ TEST(PlatformNetwork, KeptInterfaceListFollowsTheKernel) {
     ifreq ar{};
     std::strcpy(ar.ifr_name, "lo:1");
     std::memcpy(&ar.ifr_addr, &sin, sizeof sin);
-    if (::ioctl(s, SIOCSIFADDR, &ar) != 0) return child_cannot;
+    if (::ioctl(s, SIOCSIFADDR, &ar) != 0) return 19;
     std::vector<if_address> added;
     if (net.list_addresses(added) != 0) return 13;
     if (!has_address(added, "lo:1", "10.9.8.7") || !has_address(added, "lo", "127.0.0.1")) return 17;
@@ -264,7 +264,7 @@ TEST(PlatformNetwork, KeptInterfaceListFollowsTheKernel) {
     hr.ifr_hwaddr.sa_family = ARPHRD_LOOPBACK;
     const unsigned char mac[6] = {0x02, 0, 0, 0, 0, 0x01};
     std::memcpy(hr.ifr_hwaddr.sa_data, mac, sizeof mac);
-    if (::ioctl(s, SIOCSIFHWADDR, &hr) != 0) return child_cannot;
+    if (::ioctl(s, SIOCSIFHWADDR, &hr) != 0) return 19;
     ::close(s);
     std::vector<if_address> changed;
     if (net.list_addresses(changed) != 0) return 13;
@@ -275,7 +275,8 @@ TEST(PlatformNetwork, KeptInterfaceListFollowsTheKernel) {
   if (rc == child_cannot) GTEST_SKIP() << "no network namespace of our own here (not root?)";
   EXPECT_EQ(rc, 0) << "10 list failed, 11 not just lo, 14 the address of the link brought up "
                                        "not seen, 15/16 hardware addresses, 17 an added address not seen, "
-                                       "18 a changed hardware address not seen";
+                                       "18 a changed hardware address not seen, 19 adding the address or "
+                                       "changing the hardware address failed";
 }
 
 }  // namespace
