@@ -15,23 +15,26 @@ std::string ec_text(const error_code& ec) {
 }
 
 void agent_conn::arm(std::int64_t deadline_ns) {
-  timed_out_ = false;
+  dl_->timed_out = false;
+  const std::uint64_t gen = ++dl_->gen;
   if (deadline_ns <= 0) return;
   timer_.expires_at(to_tp(deadline_ns));
-  timer_.async_wait([this](boost::system::error_code ec) {
-    if (!ec) {
-      timed_out_ = true;
-      boost::system::error_code ignored;
-      sock.cancel(ignored);
-    }
+  timer_.async_wait([dl = dl_, gen](boost::system::error_code ec) {
+    if (ec || !dl->conn || dl->gen != gen) return;
+    dl->timed_out = true;
+    boost::system::error_code ignored;
+    dl->conn->sock.cancel(ignored);
   });
 }
 
-void agent_conn::disarm() { timer_.cancel(); }
+void agent_conn::disarm() {
+  ++dl_->gen;
+  timer_.cancel();
+}
 
 void agent_conn::close() {
   boost::system::error_code ignored;
-  timer_.cancel();
+  disarm();
   sock.close(ignored);
 }
 
@@ -50,7 +53,7 @@ asio::awaitable<error_code> agent_conn::connect(const std::string& path, std::in
       sock.non_blocking(true, ec);
       co_return error_code(ec);
     }
-    if (timed_out_) co_return error_code(asio::error::timed_out, asio::error::get_system_category());
+    if (dl_->timed_out) co_return error_code(asio::error::timed_out, asio::error::get_system_category());
     const bool transient = ec == asio::error::connection_refused || ec == asio::error::not_found ||
                            ec == asio::error::try_again ||
                            ec == boost::system::errc::no_such_file_or_directory;
@@ -64,7 +67,7 @@ asio::awaitable<error_code> agent_conn::write(std::string_view data, std::int64_
   arm(deadline_ns);
   auto [ec, n] = co_await asio::async_write(sock, asio::buffer(data.data(), data.size()), use_tuple);
   disarm();
-  if (timed_out_) co_return error_code(asio::error::timed_out, asio::error::get_system_category());
+  if (dl_->timed_out) co_return error_code(asio::error::timed_out, asio::error::get_system_category());
   co_return error_code(ec);
 }
 
@@ -96,7 +99,7 @@ asio::awaitable<error_code> agent_conn::next(reply_item& out, std::int64_t deadl
       std::tie(ec, n) = co_await sock.async_read_some(asio::buffer(span.data(), span.size()), use_tuple);
     }
     if (armed) disarm();
-    if (timed_out_ && armed) co_return error_code(asio::error::timed_out, asio::error::get_system_category());
+    if (dl_->timed_out && armed) co_return error_code(asio::error::timed_out, asio::error::get_system_category());
     if (ec) co_return error_code(ec);
     bytes_in += n;
     fr_->commit(n);

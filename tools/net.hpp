@@ -4,6 +4,7 @@
 // operation so nothing can hang.
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <boost/system/error_code.hpp>
@@ -38,6 +39,7 @@ struct reply_item {
 class agent_conn {
  public:
   explicit agent_conn(const asio::any_io_executor& ex) : sock(ex), timer_(ex) {}
+  ~agent_conn() { dl_->conn = nullptr; }
   agent_conn(const agent_conn&) = delete;
   agent_conn& operator=(const agent_conn&) = delete;
 
@@ -62,9 +64,18 @@ class agent_conn {
  private:
   void arm(std::int64_t deadline_ns);
   void disarm();
+  // What the deadline timer's handler may touch. An expiry already queued when disarm() or
+  // the destructor cancels the timer still arrives, without an error: it must find the
+  // connection gone (conn null) or the wait it belongs to over (gen moved on), not write into
+  // a freed coroutine frame or cancel a later operation.
+  struct deadline_state {
+    agent_conn* conn = nullptr;
+    std::uint64_t gen = 0;  // bumped by arm() and disarm()
+    bool timed_out = false;
+  };
   asio::steady_timer timer_;
   std::unique_ptr<protocol::framer> fr_ = std::make_unique<protocol::framer>();
-  bool timed_out_ = false;
+  std::shared_ptr<deadline_state> dl_ = std::make_shared<deadline_state>(deadline_state{this});
 };
 
 std::string ec_text(const error_code& ec);
