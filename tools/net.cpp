@@ -71,6 +71,15 @@ asio::awaitable<error_code> agent_conn::write(std::string_view data, std::int64_
   co_return error_code(ec);
 }
 
+asio::awaitable<error_code> agent_conn::read_raw(asio::mutable_buffer buf, std::size_t& n, std::int64_t deadline_ns) {
+  arm(deadline_ns);
+  auto [ec, got] = co_await sock.async_read_some(buf, use_tuple);
+  disarm();
+  n = got;
+  if (dl_->timed_out) co_return error_code(asio::error::timed_out, asio::error::get_system_category());
+  co_return error_code(ec);
+}
+
 asio::awaitable<error_code> agent_conn::next(reply_item& out, std::int64_t deadline_ns) {
   for (;;) {
     protocol::frame f;

@@ -50,6 +50,9 @@ class agent_conn {
   // Next item of agent output; asio::error::timed_out at the deadline, eof when the agent
   // closed the connection.
   asio::awaitable<error_code> next(reply_item& out, std::int64_t deadline_ns);
+  // One read of raw bytes into `buf` (n: how many), bypassing the framer; timed_out at the
+  // deadline (replay keeps the bytes as the agent split them).
+  asio::awaitable<error_code> read_raw(asio::mutable_buffer buf, std::size_t& n, std::int64_t deadline_ns);
   // 0xFF + guest-sync-delimited(random id); skips everything up to the 0xFF and the matching
   // reply (wire spec §1.2). `stale` counts replies skipped on the way.
   asio::awaitable<error_code> sync_delimited(std::uint64_t id, std::int64_t deadline_ns, std::uint64_t* stale = nullptr);

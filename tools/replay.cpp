@@ -5,7 +5,6 @@
 #include <fstream>
 #include <iostream>
 #include <map>
-#include <memory>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -408,24 +407,8 @@ asio::awaitable<void> play(connection& c, replay_state& st, const replay_opts& o
   auto fill = [&](std::size_t n, std::int64_t deadline) -> asio::awaitable<boost::system::error_code> {
     while (got.size() < n) {
       // Read raw: replies are split like the recorder split them, keeping the exact bytes.
-      asio::steady_timer t(ex);
-      t.expires_at(to_tp(deadline));
-      // An expiry queued in the same loop turn as the read still runs after t.cancel(), when
-      // this iteration's locals are gone: it acts only while the read waits (agent_conn's rule).
-      struct wait_state {
-        bool waiting = true, timed_out = false;
-      };
-      auto w = std::make_shared<wait_state>();
-      t.async_wait([w, &conn](boost::system::error_code ec) {
-        if (ec || !w->waiting) return;
-        w->timed_out = true;
-        boost::system::error_code ig;
-        conn.sock.cancel(ig);
-      });
-      auto [ec, nread] = co_await conn.sock.async_read_some(asio::buffer(buf), use_tuple);
-      w->waiting = false;
-      t.cancel();
-      if (w->timed_out) co_return boost::system::error_code(asio::error::timed_out, asio::error::get_system_category());
+      std::size_t nread = 0;
+      auto ec = co_await conn.read_raw(asio::buffer(buf), nread, deadline);
       if (ec) co_return ec;
       tmp.clear();
       sp.feed(std::string_view(buf.data(), nread), tmp);
