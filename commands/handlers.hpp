@@ -1,5 +1,5 @@
 #pragma once
-// Every handler, by family (one .cpp per family). Only table.cpp needs these.
+// Every handler, by family (one .cpp per family). Only the command table (table.hpp) needs these.
 #include <string>
 
 #include "commands/command.hpp"

@@ -1,8 +1,9 @@
 #pragma once
 // THE command table. Everything about commands is derived from it: dispatch (a perfect hash
 // computed at compile time), guest-info's supported_commands, `-b help` / `-a help`, the
-// freeze-safe mask and the gate's support levels. Adding a command = adding one row (and its
-// handler).
+// freeze-safe mask, the gate's support levels, and on the host fleetga-host attach's
+// "level X enables command Y" (tools/attach/levels.cpp reads the `needs` column at compile
+// time). Adding a command = adding one row (and its handler).
 //
 // Freeze-safe (allowed while frozen, qemu-ga's ga_command_is_frozen_safe): guest-ping,
 // guest-info, guest-sync, guest-sync-delimited, guest-fsfreeze-status and, once it is
@@ -68,10 +69,6 @@ inline constexpr auto command_table = [] {
     row("guest-fsfreeze-freeze-list", guest_fsfreeze_freeze_list, "2.2"),
     row("guest-fsfreeze-thaw",     guest_fsfreeze_thaw,     "0.15", frozen_ok),
     row("guest-fstrim",            guest_fstrim,            "1.2"),
-    // Later issues insert here, in schema order, e.g.:
-    //   descriptor{"guest-suspend-ram", guest_suspend_ram, "1.1", /*success-response*/ false,
-    //              false, false, {1, 1, 0},
-    //              "older QEMU cannot wake a suspended guest (S3 wakeup broken before 1.1)"},
     // S4 resumes through a normal boot: any host.
     descriptor{"guest-suspend-disk",   guest_suspend_disk,      "1.1", false, false, false, table_detail::base, {}},
     descriptor{"guest-suspend-ram",    guest_suspend_ram,       "1.1", false, false, false, {1, 1, 0},

@@ -35,6 +35,7 @@ constexpr const char* usage =
     "  record --listen SOCKET --agent SOCKET --out FILE   proxy that records a session\n"
     "  replay FILE --agent SOCKET             replay a session and check the replies\n"
     "  responder SOCKET                       trivial agent: {\"return\": {}} to everything\n"
+    "  attach [--libvirt URI | --sockets DIR] set the support level on every agent attach\n"
     "fleetga-host SUBCOMMAND --help for the options. See tools/README.md.\n";
 
 }  // namespace
@@ -53,6 +54,7 @@ int main(int argc, char** argv) {
     if (sub == "record") return cmd_record(argc - 2, argv + 2);
     if (sub == "replay") return cmd_replay(argc - 2, argv + 2);
     if (sub == "responder") return cmd_responder(argc - 2, argv + 2);
+    if (sub == "attach") return cmd_attach(argc - 2, argv + 2);
     if (sub == "-h" || sub == "--help" || sub == "help") {
       std::cout << usage;
       return 0;

@@ -16,6 +16,7 @@ int cmd_load(int argc, char** argv);
 int cmd_record(int argc, char** argv);
 int cmd_replay(int argc, char** argv);
 int cmd_responder(int argc, char** argv);
+int cmd_attach(int argc, char** argv);
 
 inline constexpr const char* call_usage =
     "usage: fleetga-host call [--timeout S] [--raw] [--no-reply] [--no-sync] SOCKET COMMAND [ARGS-JSON]\n"
@@ -24,6 +25,26 @@ inline constexpr const char* call_usage =
     "  Exit: 0 return, 1 error reply (class and desc on stderr), 2 usage, 3 timeout/connection.\n"
     "  guest-shutdown and guest-suspend-* (or --no-reply) answer nothing on success: exit 0\n"
     "  when no error arrives within 1 s.\n";
+
+inline constexpr const char* attach_usage =
+    "usage: fleetga-host attach [--libvirt URI | --sockets DIR] [options]\n"
+    "  Sets the host support level on every agent attach (guest-set-support-level, then\n"
+    "  guest-info to confirm it), from what the host really supports; man fleetga-host.\n"
+    "  --libvirt URI        libvirt mode (the default; URI default qemu:///system): agent and\n"
+    "                       domain lifecycle events, a sweep at start-up and after reconnects\n"
+    "  --sockets DIR        socket mode: every unix socket in DIR is an agent chardev (inotify)\n"
+    "  --config FILE        operator policy (default /etc/fleetga/attach.conf when present)\n"
+    "  --host-level X.Y[.Z] the host's level instead of the detected QEMU version\n"
+    "  --timeout S          agent timeout per command (default 5, 1..300)\n"
+    "  --concurrency N      attaches in flight at once (default 8)\n"
+    "  --rescan S           socket mode: sweep again every S seconds (default 300; 0 never)\n"
+    "  --once               sweep, attach every connected agent, exit\n"
+    "  --explain DOMAIN     print the level DOMAIN would get, why, and what it enables; exit\n"
+    "  --stats S            a counters line every S seconds (SIGUSR1: once)\n"
+    "  --log-level L        debug | info (default) | warn\n"
+    "  Signals: TERM/INT stop, USR1 logs the counters, HUP reads the config file again.\n"
+    "  Exit: 0 all confirmed or left alone (no support level) or stopped by a signal, 1 some\n"
+    "  failed (--once), 2 usage or config error, 3 host stack unreachable (--once, --explain).\n";
 
 inline constexpr const char* load_usage =
     "usage: fleetga-host load (--agent SOCKET ... | --spawn 'CMD {sock} {statedir}' [--agents N]) [options]\n"
