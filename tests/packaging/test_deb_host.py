@@ -39,6 +39,7 @@ MAN = "usr/share/man/man1/fleetga-host.1.gz"
 EXPECTED = {
     # path: mode
     BIN: 0o755,
+    BIN + "-attach": 0o755,
     UNIT: 0o644,
     DEFAULTS: 0o644,
     CONF: 0o644,
