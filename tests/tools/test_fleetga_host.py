@@ -553,9 +553,12 @@ class Load(unittest.TestCase):
     def test_stall_probe_sets_aside_requests_in_a_stall(self):
         rc, out, err = host("load", "--agent", "/nonexistent", "--stall-probe", 50)
         self.assertEqual(rc, 2, err)
-        # Every reply takes 300 ms. fleetga-host is stopped for 200 ms in the middle of the run:
+        # Every reply takes 300 ms. fleetga-host is stopped for 500 ms in the middle of the run:
         # its probe threads wake that late on every CPU, and the request in flight then is
         # counted as in a stall and left out of the second set of figures (and only of those).
+        # The stop is longer than a reply takes, so the reply of the request in flight always
+        # arrives during it and that request's latency always includes it (a 200 ms stop could
+        # fall inside one 300 ms wait and change no latency: failed on a busy machine).
         def slow(r):
             time.sleep(0.3)
             return honest(r)
@@ -566,7 +569,7 @@ class Load(unittest.TestCase):
             try:
                 time.sleep(1.2)
                 os.kill(p.pid, signal.SIGSTOP)
-                time.sleep(0.2)
+                time.sleep(0.5)
                 os.kill(p.pid, signal.SIGCONT)
                 out, err = p.communicate(timeout=60)
             finally:
