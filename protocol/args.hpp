@@ -140,7 +140,9 @@ class ctx {
 
   // Lists: returns false (error set) if `v` is not an array.
   bool begin_list(const node* v, const std::string_view* name, std::size_t& count);
-  const node* list_elem(std::size_t i);  // marks element i as the current (consumed) one
+  // Marks element i as the current (consumed) one. Elements are visited in order (i = 0, 1,
+  // ...): each call steps once from the previous element, so a list costs O(n).
+  const node* list_elem(std::size_t i);
   void end_list();
 
   // Scalars; on failure the error is recorded and false returned.
@@ -162,6 +164,10 @@ class ctx {
   std::string err_;
   void fail(std::string msg);
 };
+
+// Test hook: sibling steps list_elem() has taken on this thread (linear decoding: one per
+// element after the first, whatever the list's length).
+std::uint64_t list_steps() noexcept;
 
 template <class T>
 struct is_optional : std::false_type {};

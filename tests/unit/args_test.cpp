@@ -292,3 +292,67 @@ TEST(Args, EscapedKeysAndLargeStrings) {
   EXPECT_EQ(a.path, big);
   EXPECT_EQ(a.input_data, "x");
 }
+
+// Issue 16, defect 1: list_elem() walked from the first element for every index, so a list
+// of n elements cost n*(n-1)/2 steps (1M elements: hours of CPU on the I/O thread). The
+// decoder counts its sibling steps (args_detail::list_steps()); linear decoding takes one per
+// element after the first, whatever n - no clock involved.
+TEST(Args, ListDecodingIsLinear) {
+  auto exec_list = [](std::size_t n) {
+    // guest-exec's arg list: n-1 empty strings, the last element of the wrong type (the
+    // whole list is walked before the error).
+    std::string json = R"({"path":"/bin/true","arg":[)";
+    json.reserve(json.size() + 3 * n + 8);
+    for (std::size_t i = 0; i + 1 < n; ++i) json += "\"\",";
+    json += "1]}";
+    return json;
+  };
+  for (std::size_t n : {std::size_t{1000}, std::size_t{10000}, std::size_t{1000000}}) {
+    SCOPED_TRACE("elements: " + std::to_string(n));
+    const std::uint64_t before = fp::args_detail::list_steps();
+    EXPECT_EQ(err<exec72_args>(exec_list(n)),
+              "Invalid parameter type for 'arg[" + std::to_string(n - 1) + "]', expected: string");
+    // ASSERT: an unfixed decoder fails here at 1,000 elements instead of running for hours.
+    ASSERT_EQ(fp::args_detail::list_steps() - before, n - 1);
+  }
+  // A list of structs (guest-set-vcpus): every element opens and closes a frame of its own
+  // between two list_elem() calls; still one step per element.
+  const std::size_t n = 100000;
+  std::string json = R"({"vcpus":[)";
+  for (std::size_t i = 0; i + 1 < n; ++i) json += R"({"logical-id":0,"online":true},)";
+  json += "5]}";
+  const std::uint64_t before = fp::args_detail::list_steps();
+  EXPECT_EQ(err<vcpus_args>(json),
+            "Invalid parameter type for 'vcpus[" + std::to_string(n - 1) + "]', expected: object");
+  EXPECT_EQ(fp::args_detail::list_steps() - before, n - 1);
+  // And a list decoded twice in one request (exec's arg and env) counts both, nothing more.
+  const std::uint64_t b2 = fp::args_detail::list_steps();
+  exec72_args a;
+  EXPECT_EQ(decode(R"({"path":"p","arg":["a","b","c"],"env":["x","y"]})", a), "ok");
+  EXPECT_EQ(fp::args_detail::list_steps() - b2, 2u + 1u);
+  ASSERT_TRUE(a.arg && a.env);
+  EXPECT_EQ(*a.arg, (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(*a.env, (std::vector<std::string>{"x", "y"}));
+}
+
+// Arguments of 64 KiB and more get their node vector reserved from a count of the separators
+// outside strings (strings skipped up to an unescaped quote): escaped quotes and backslashes,
+// and separators inside strings, must not change what is decoded.
+TEST(Args, LargeArgumentsWithTrickyStrings) {
+  std::string json = R"({"path":"p","arg":[)";
+  std::vector<std::string> want;
+  for (int i = 0; i < 5000; ++i) {
+    json += R"("a\"b,c[d:e\\",)";  // a"b,c[d:e\   (ends in an escaped backslash)
+    want.emplace_back("a\"b,c[d:e\\");
+    json += R"("\\\"",)";           // \"
+    want.emplace_back("\\\"");
+  }
+  json += R"("x"],"input-data":")" + std::string(100000, 'Q') + R"("})";
+  want.emplace_back("x");
+  ASSERT_GT(json.size(), std::size_t{64} << 10);
+  exec72_args a;
+  EXPECT_EQ(decode(json, a), "ok");
+  ASSERT_TRUE(a.arg);
+  EXPECT_EQ(*a.arg, want);
+  EXPECT_EQ(a.input_data, std::string(100000, 'Q'));
+}
