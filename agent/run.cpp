@@ -156,12 +156,17 @@ int run(const options& opts) {
   copts.reactor = &exec_reactor;
   copts.acts_on_system = true;  // the real agent: freeze, trim, shutdown and suspend act for real
   copts.audit = [&logs](std::string_view line) { audit(line, logs); };
+  // Shown without -v (qemu-ga's default shows errors and criticals): not a silent fallback.
+  copts.warn = [](std::string_view line) { spdlog::error("{}", line); };
   commands::service svc(std::move(copts), pool, sys);
   logs.muted = [&svc] { return svc.frozen(); };
   if (auto err = svc.init()) {
-    // qemu-ga's texts; it then exits with status 0 (an accident of its main()), fleetga with 1
-    // so that a supervisor sees the failed start.
-    spdlog::critical("{}", *err);
+    // qemu-ga's texts, one critical line each; it then exits with status 0 (an accident of
+    // its main()), fleetga with 1 so that a supervisor sees the failed start.
+    std::string_view rest = *err;
+    for (std::size_t nl; (nl = rest.find('\n')) != std::string_view::npos; rest.remove_prefix(nl + 1))
+      spdlog::critical("{}", rest.substr(0, nl));
+    spdlog::critical("{}", rest);
     spdlog::critical("error initializing guest agent");
     return 1;
   }

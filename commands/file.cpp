@@ -141,7 +141,7 @@ task<handler_result> guest_file_open(call& c) {
 
   // The state file is rewritten with the next counter before the handle is handed out.
   persistent_state next = st.pstate;
-  next.fd_counter += 1;
+  next.fd_counter = next_fd_counter(next.fd_counter);
   const std::string state_text = serialize(next);
 
   struct outcome {

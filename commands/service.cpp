@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <exception>
 #include <string>
 
@@ -85,22 +86,40 @@ std::optional<std::string> service::init() {
   st.gate.set_frozen(frozen);
   fsfreeze_started_frozen(st);  // auto-thaw watchdog for a guest a crashed agent left frozen
 
+  // Failures name the file and the reason with qemu-ga's texts (read_persistent_state()),
+  // one line each, ending with its "failed to load persistent state".
   const std::string path = st.statedir + "/" + std::string(state_file_name);
+  const auto load_failed = [&path](std::string_view why) {
+    return "error loading persistent state from path: " + path + ", " + std::string(why) +
+           "\nfailed to load persistent state";
+  };
   std::string text;
-  int err = st.sys.read_small_file(path, platform::small_file_max, text);
+  int err = st.sys.read_small_file(path, state_file_max, text);
   if (err == ENOENT) {
     st.pstate = persistent_state{};
     // Created now so that a bad statedir is caught at start-up, as qemu-ga does.
-    if (!frozen && platform::replace_file(st.statedir, state_file_name, serialize(st.pstate)) != 0)
-      return std::string("failed to load persistent state");
+    if (!frozen) {
+      if (int werr = platform::replace_file(st.statedir, state_file_name, serialize(st.pstate)); werr != 0)
+        return "failed to write persistent state to " + path + ": " + std::strerror(werr) +
+               "\nunable to create state file at path " + path + "\nfailed to load persistent state";
+    }
+  } else if (err == EISDIR) {
+    return load_failed("Not a regular file");  // GLib's text
+  } else if (err == EFBIG) {
+    return load_failed("larger than " + std::to_string(state_file_max >> 20) + " MiB");
   } else if (err != 0) {
-    return std::string("failed to load persistent state");
+    return load_failed(std::strerror(err));
   } else {
-    auto parsed = parse_state(text);
-    if (!parsed) return std::string("failed to load persistent state");
+    std::string why;
+    auto parsed = parse_state(text, why);
+    if (!parsed) return load_failed(why);
     st.pstate = *parsed;
   }
   st.gate.set_level(st.effective_level());
+  if (st.pstate.bad_level && p_->opts.warn)
+    p_->opts.warn("ignoring support_level '" + *st.pstate.bad_level + "' in " + path +
+                  ": not MAJOR.MINOR[.MICRO] with each part 0..65535 (kept in the file; level " +
+                  to_string(st.effective_level()) + " in force until guest-set-support-level)");
   // Files the read-only commands would otherwise read at their first call, each agent of a
   // fleet paying a disk read where the page was reclaimed: os-release, and /etc/localtime
   // (glibc reads the zone once, then only stats the file).

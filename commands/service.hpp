@@ -35,6 +35,8 @@ struct options {
   // "guest-fsfreeze called", ...). The agent sends them to syslog and the log file; never
   // called while frozen; texts never carry secrets (passwords, file contents, key material).
   std::function<void(std::string_view)> audit;
+  // Warnings of init() that don't stop the start (a malformed support_level in qga.state).
+  std::function<void(std::string_view)> warn;
 };
 
 // Lets the service get the replies already in the output buffer onto the wire before it runs
@@ -62,9 +64,13 @@ class service {
   // <statedir>/qga.state, creating it ("[global]\nfd_counter=1000\n") when absent unless
   // frozen, as qemu-ga does at start-up. The support level in force is qga.state's
   // `support_level` when present, else options::support_level, else 1.0.0 (raised to
-  // 1.0.0 when lower). Returns the text to print and exit 1 with: qemu-ga's
-  // "failed to load persistent state", or "invalid support level '...' (expected
-  // MAJOR.MINOR[.MICRO])" for a malformed options::support_level.
+  // 1.0.0 when lower). Returns the text to print and exit 1 with, one message a line:
+  // qemu-ga's for qga.state ("error loading persistent state from path: PATH, REASON" - GLib's
+  // reason, naming a refused line - or "failed to write persistent state to PATH: ..." and
+  // "unable to create state file at path PATH", then "failed to load persistent state"), or
+  // "invalid support level '...' (expected MAJOR.MINOR[.MICRO])" for a malformed
+  // options::support_level. A malformed support_level in qga.state doesn't stop the start: it
+  // goes to options::warn and stays in the file (persistent_state::bad_level).
   std::optional<std::string> init();
 
   // After init() and after daemonizing, before the first request (blocking): opens what the

@@ -4,6 +4,7 @@
 // that stays valid because requests are handled one at a time).
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -33,16 +34,39 @@ namespace fleetga::commands {
 struct persistent_state {
   std::int64_t fd_counter = 1000;       // qemu-ga's first handle
   std::optional<support_level> level;   // set by guest-set-support-level (wins over options)
+  // A support_level value that is no level (hand-edited: "999.x", "65536.1"): not in force,
+  // reported at start, and written back as it was by every save (nothing the file held is
+  // lost) until guest-set-support-level sets `level`.
+  std::optional<std::string> bad_level;
 };
+
+// qga.state is read whole at start-up up to this size (qemu-ga reads any size; the file holds
+// two short lines unless someone added to it); a larger one stops the start, by name.
+inline constexpr std::size_t state_file_max = std::size_t{64} << 20;
+
+// The counter after handing out handle `c`: c + 1, and 0 after INT64_MAX (no overflow; the
+// counter starts as a gint read from qga.state, so that takes 2^63 opens).
+constexpr std::int64_t next_fd_counter(std::int64_t c) noexcept {
+  return c == std::numeric_limits<std::int64_t>::max() ? 0 : c + 1;
+}
 
 inline constexpr std::string_view state_file_name = "qga.state";
 inline constexpr std::string_view frozen_file_name = "qga.state.isfrozen";
 
 std::string serialize(const persistent_state& s);
-// nullopt when the text is not a key file GLib would load. Keys other than these two are
-// dropped (qemu-ga rebuilds the file from its struct as well); a non-numeric fd_counter or a
-// malformed support_level is ignored (defaults), like "start over with the default values".
-std::optional<persistent_state> parse_state(std::string_view text);
+// nullopt when the text is not a key file GLib would load (`error`: GLib's message, naming the
+// first line it refuses). Keys other than these two are dropped (qemu-ga rebuilds the file
+// from its struct as well). fd_counter is read like qemu-ga's g_key_file_get_integer():
+// strtol base 10 into a gint; a value that is not one (not a number, trailing text not after
+// a blank, outside INT32_MIN..INT32_MAX) reads as 0, as it does in qemu-ga; a missing key
+// keeps 1000. A malformed support_level goes to bad_level.
+std::optional<persistent_state> parse_state(std::string_view text, std::string& error);
+inline std::optional<persistent_state> parse_state(std::string_view text) {
+  std::string error;
+  return parse_state(text, error);
+}
+// g_key_file_get_integer() of a raw key-file value: the gint, or 0 when GLib reports an error.
+std::int32_t glib_integer(std::string_view value) noexcept;
 
 // Opened guest files, sorted by handle (handles only grow, so opening appends).
 class file_table {

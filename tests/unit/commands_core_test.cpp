@@ -192,18 +192,94 @@ TEST(CommandsCore, InitFailsOnBadStatedir) {
   options o;
   o.statedir = "/nonexistent/fleetga-statedir";
   commands::service svc(o, pool, sys);
-  EXPECT_EQ(svc.init(), std::optional<std::string>("failed to load persistent state"));
+  // qemu-ga 7.2's lines (its temporary file's name in place of the strerror's subject).
+  EXPECT_EQ(svc.init(), std::optional<std::string>(
+                            "failed to write persistent state to /nonexistent/fleetga-statedir/qga.state: "
+                            "No such file or directory\n"
+                            "unable to create state file at path /nonexistent/fleetga-statedir/qga.state\n"
+                            "failed to load persistent state"));
+}
+
+// Issue 16, defect 6: every start failure said only "failed to load persistent state"; qemu-ga
+// names the file and GLib's reason (the refused line). Texts checked against qemu-ga 7.2.
+std::optional<std::string> init_with_state(temp_dir& d, std::vector<std::string>* warnings = nullptr) {
+  fake_system sys;
+  commands::inline_offloader pool;
+  options o;
+  o.statedir = d.path;
+  if (warnings) o.warn = [warnings](std::string_view w) { warnings->emplace_back(w); };
+  commands::service svc(o, pool, sys);
+  return svc.init();
 }
 
 TEST(CommandsCore, InitFailsOnUnparsableState) {
   temp_dir d;
   spit(d / "qga.state", "[global]\nthis is not a key file line\n");
-  fake_system sys;
-  commands::inline_offloader pool;
-  options o;
-  o.statedir = d.path;
-  commands::service svc(o, pool, sys);
-  EXPECT_EQ(svc.init(), std::optional<std::string>("failed to load persistent state"));
+  EXPECT_EQ(init_with_state(d), std::optional<std::string>(
+                                    "error loading persistent state from path: " + (d / "qga.state") +
+                                    ", Key file contains line \u201cthis is not a key file line\u201d which is not a "
+                                    "key-value pair, group, or comment\nfailed to load persistent state"));
+  spit(d / "qga.state", "[global]\nfd_counter=5\n[x\n");
+  EXPECT_EQ(init_with_state(d), std::optional<std::string>(
+                                    "error loading persistent state from path: " + (d / "qga.state") +
+                                    ", Key file contains line \u201c[x\u201d which is not a key-value pair, group, "
+                                    "or comment\nfailed to load persistent state"));
+  EXPECT_EQ(slurp(d / "qga.state"), "[global]\nfd_counter=5\n[x\n");  // untouched
+}
+
+TEST(CommandsCore, InitFailsOnAStateThatIsNotAFile) {
+  temp_dir d;
+  std::filesystem::create_directory(d / "qga.state");
+  EXPECT_EQ(init_with_state(d), std::optional<std::string>("error loading persistent state from path: " +
+                                                           (d / "qga.state") +
+                                                           ", Not a regular file\nfailed to load persistent state"));
+}
+
+// A valid qga.state over 1 MiB (comments, say) starts, as with qemu-ga; up to 64 MiB is read,
+// a larger one is refused by name (qemu-ga would read any size).
+TEST(CommandsCore, LargeStateFileStarts) {
+  service_fixture t;
+  spit(t.state / "qga.state", "[global]\n# " + std::string(std::size_t{3} << 20, 'x') + "\nfd_counter=5\n");
+  t.start();
+  spit(t.state / "f", "");
+  EXPECT_EQ(t(R"({"execute":"guest-file-open","arguments":{"path":")" + (t.state / "f") + R"("}})"),
+            "{\"return\": 5}\n");
+  EXPECT_EQ(slurp(t.state / "qga.state"), "[global]\nfd_counter=6\n");  // rebuilt, like qemu-ga
+
+  temp_dir d;
+  spit(d / "qga.state", "[global]\n# " + std::string(std::size_t{64} << 20, 'x') + "\n");
+  EXPECT_EQ(init_with_state(d), std::optional<std::string>("error loading persistent state from path: " +
+                                                           (d / "qga.state") +
+                                                           ", larger than 64 MiB\nfailed to load persistent state"));
+}
+
+// A support_level that is no level (hand-edited) is not in force, is reported at start, and
+// stays in the file (rewritten as it was on every save) until guest-set-support-level sets one.
+TEST(CommandsCore, MalformedSupportLevelIsKeptAndReported) {
+  for (std::string bad : {"999.x", "65536.1", "1", ""}) {
+    SCOPED_TRACE("support_level=" + bad);
+    temp_dir d;
+    spit(d / "qga.state", "[global]\nfd_counter=1002\nsupport_level=" + bad + "\n");
+    fake_system sys;
+    commands::inline_offloader pool;
+    options o;
+    o.statedir = d.path;
+    std::vector<std::string> warnings;
+    o.warn = [&warnings](std::string_view w) { warnings.emplace_back(w); };
+    commands::service svc(o, pool, sys);
+    ASSERT_FALSE(svc.init());
+    EXPECT_EQ(warnings, (std::vector<std::string>{
+                            "ignoring support_level '" + bad + "' in " + (d / "qga.state") +
+                            ": not MAJOR.MINOR[.MICRO] with each part 0..65535 (kept in the file; level 1.0.0 "
+                            "in force until guest-set-support-level)"}));
+    spit(d / "f", "");
+    EXPECT_EQ(run(svc, R"({"execute":"guest-file-open","arguments":{"path":")" + (d / "f") + R"("}})"),
+              "{\"return\": 1002}\n");
+    EXPECT_EQ(slurp(d / "qga.state"), "[global]\nfd_counter=1003\nsupport_level=" + bad + "\n");
+    EXPECT_EQ(run(svc, R"({"execute":"guest-set-support-level","arguments":{"major":1,"minor":1}})"),
+              "{\"return\": {}}\n");
+    EXPECT_EQ(slurp(d / "qga.state"), "[global]\nfd_counter=1003\nsupport_level=1.1.0\n");
+  }
 }
 
 TEST(CommandsCore, HandlerExceptionBecomesGenericError) {

@@ -1,6 +1,9 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <limits>
+
+#include "commands/state.hpp"
 #include "commands_harness.hpp"
 
 namespace fleetga::test {
@@ -227,6 +230,55 @@ TEST(CommandsFile, CommitFailureClosesAndConsumesTheNumber) {
   std::filesystem::create_directory(t.state.path);
   EXPECT_EQ(t.open("x", "r"), "{\"return\": 1001}\n");
   EXPECT_EQ(t.state.list(), (std::set<std::string>{"qga.state"}));
+}
+
+// Issue 16, defect 5: fd_counter=9223372036854775807 in qga.state made the next open add 1 to
+// INT64_MAX (UBSan abort; Release handed out INT64_MAX, then INT64_MIN). qemu-ga reads the
+// counter with g_key_file_get_integer(): strtol base 10 into a gint, so a value that is not
+// an int (out of range, not a number) reads as 0 - that is where its "0 and 1" come from. Every
+// case below was run against qemu-ga 7.2 (two guest-file-opens, then qga.state).
+TEST(CommandsFile, HandleCounterIsReadLikeQemuGa) {
+  struct row {
+    std::string stored;
+    std::int64_t first;
+    std::string saved;
+  };
+  const row rows[] = {
+      {"9223372036854775807", 0, "2"},   // not a gint: 0
+      {"-9223372036854775808", 0, "2"},
+      {"99999999999999999999", 0, "2"},  // ERANGE
+      {"2147483648", 0, "2"},            // INT32_MAX + 1
+      // The largest gint counts on past it, like qemu-ga in the same run (qemu-ga then saves
+      // -2147483647: g_key_file_set_integer() truncates to a gint and its next start hands out
+      // -1 for every open; fleetga saves the count, which its next start reads as 0).
+      {"2147483647", 2147483647, "2147483649"},
+      {"abc", 0, "2"},
+      {"7x", 0, "2"},
+      {"", 0, "2"},
+      {"0x10", 0, "2"},
+      {"12 x", 12, "14"},  // strtol stops at a space: GLib takes what came before it
+      {"+7", 7, "9"},
+      {" 7", 7, "9"},      // the key file drops the blank after '='
+  };
+  for (const row& r : rows) {
+    SCOPED_TRACE("fd_counter=" + r.stored);
+    file_fixture t;
+    spit(t.state / "qga.state", "[global]\nfd_counter=" + r.stored + "\n");
+    t.start();
+    EXPECT_EQ(t.open("a", "w"), "{\"return\": " + std::to_string(r.first) + "}\n");
+    EXPECT_EQ(t.open("b", "w"), "{\"return\": " + std::to_string(r.first + 1) + "}\n");
+    EXPECT_EQ(slurp(t.state / "qga.state"), "[global]\nfd_counter=" + r.saved + "\n");
+  }
+}
+
+// The counter can't reach INT64_MAX from qga.state any more (it starts as a gint), but the
+// step never overflows: after INT64_MAX comes 0, as in qemu-ga before it chose to abort().
+TEST(CommandsFile, HandleCounterWrapsToZero) {
+  EXPECT_EQ(commands::next_fd_counter(1000), 1001);
+  EXPECT_EQ(commands::next_fd_counter(-1), 0);
+  EXPECT_EQ(commands::next_fd_counter(std::numeric_limits<std::int64_t>::max() - 1),
+            std::numeric_limits<std::int64_t>::max());
+  EXPECT_EQ(commands::next_fd_counter(std::numeric_limits<std::int64_t>::max()), 0);
 }
 
 }  // namespace

@@ -143,9 +143,26 @@ TEST(SupportLevel, StateSerialization) {
   ASSERT_TRUE(p);
   EXPECT_EQ(p->fd_counter, 1234);
   EXPECT_FALSE(p->level);  // only [global] counts
+  // g_key_file_get_integer() fails and qemu-ga stores its 0 (checked against qemu-ga 7.2);
+  // only a missing key leaves the default.
   p = commands::parse_state("[global]\nfd_counter=abc\n");
   ASSERT_TRUE(p);
+  EXPECT_EQ(p->fd_counter, 0);
+  p = commands::parse_state("[global]\n");
+  ASSERT_TRUE(p);
   EXPECT_EQ(p->fd_counter, 1000);
+  // g_key_file_get_integer(): a gint or 0.
+  EXPECT_EQ(commands::glib_integer("2147483647"), 2147483647);
+  EXPECT_EQ(commands::glib_integer("-2147483648"), -2147483647 - 1);
+  EXPECT_EQ(commands::glib_integer("-2147483649"), 0);
+  EXPECT_EQ(commands::glib_integer("4294967296"), 0);
+  EXPECT_EQ(commands::glib_integer("184467440737095516160"), 0);
+  EXPECT_EQ(commands::glib_integer("12\t"), 12);
+  EXPECT_EQ(commands::glib_integer("12 junk"), 12);
+  EXPECT_EQ(commands::glib_integer("-"), 0);
+  EXPECT_EQ(commands::glib_integer("- 5"), 0);
+  EXPECT_EQ(commands::glib_integer("-0"), 0);
+  EXPECT_EQ(commands::glib_integer("007"), 7);
   EXPECT_FALSE(commands::parse_state("fd_counter=1\n"));  // key before any group
 }
 
