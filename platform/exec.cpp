@@ -3,14 +3,17 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstdlib>
 #include <cstring>
 
@@ -18,6 +21,9 @@ extern char** environ;
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434  // same number on every architecture
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436  // same number on every architecture
 #endif
 
 namespace fleetga::platform {
@@ -38,6 +44,120 @@ bool make_pipe(int& parent, int& child, bool parent_reads) {
   return true;
 }
 
+// One of the child's standard descriptors (posix_spawn_file_actions' adddup2 / addopen).
+struct fd_action {
+  int fd = -1;              // 0, 1 or 2; -1: nothing to do
+  int from = -1;            // dup2 source; -1: open `path`
+  const char* path = nullptr;
+  int flags = 0;
+};
+
+// Everything the child needs, prepared by the parent. The child shares the parent's memory
+// until it execs (CLONE_VM | CLONE_VFORK, like glibc's posix_spawn), so it only makes system
+// calls: no allocation, no locks, nothing a sanitizer intercepts but sigaction.
+struct child_plan {
+  fd_action fds[3];
+  const char* path = nullptr;
+  char* const* argv = nullptr;
+  char* const* envp = nullptr;
+  char* const* sh_argv = nullptr;  // on ENOEXEC: /bin/sh PATH ARGS... (glib's script_execute)
+  const char* oom = nullptr;       // text for /proc/self/oom_score_adj, or nullptr
+  std::size_t oom_len = 0;
+  int max_fd = 0;                  // close_range() fallback
+  sigset_t empty{};
+  int err = 0;                     // the child's errno when it failed before or at exec
+};
+
+[[noreturn]] void child_fail(child_plan* p) {
+  p->err = errno != 0 ? errno : EINVAL;
+  ::syscall(SYS_exit_group, 127);  // not _exit(): a sanitizer's hook would run in our memory
+  __builtin_unreachable();
+}
+
+// The child, on a stack of its own: signals, descriptors, OOM score, exec.
+__attribute__((no_sanitize("address", "undefined"))) int child_main(void* arg) {
+  auto* p = static_cast<child_plan*>(arg);
+  // Every signal the agent handles back to its default (the handlers are the agent's code, in
+  // memory the child shares until exec), and SIGPIPE too (qemu-ga's guest_exec_task_setup():
+  // the agent ignores it, its children must not). Signals stay blocked (the parent's mask at
+  // clone) until just before exec. glibc's internal signals refuse sigaction: exec resets them.
+  for (int sig = 1; sig < NSIG; ++sig) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    struct sigaction cur;
+    if (::sigaction(sig, nullptr, &cur) != 0) continue;
+    if (sig != SIGPIPE && (cur.sa_handler == SIG_DFL || cur.sa_handler == SIG_IGN)) continue;
+    struct sigaction dfl;
+    std::memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    ::sigaction(sig, &dfl, nullptr);
+  }
+  // The agent's OOM protection (its unit's OOMScoreAdjust) is not for what the host runs:
+  // best effort (without /proc the child keeps the agent's score, as before).
+  if (p->oom) {
+    const long fd = ::syscall(SYS_openat, AT_FDCWD, "/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      ::syscall(SYS_write, fd, p->oom, p->oom_len);
+      ::syscall(SYS_close, fd);
+    }
+  }
+  for (const fd_action& a : p->fds) {
+    if (a.fd < 0) continue;
+    if (a.from == a.fd) {  // posix_spawn's adddup2 of a descriptor onto itself: keep it open
+      const long fl = ::syscall(SYS_fcntl, a.fd, F_GETFD);
+      if (fl < 0 || ::syscall(SYS_fcntl, a.fd, F_SETFD, fl & ~FD_CLOEXEC) < 0) child_fail(p);
+    } else if (a.from >= 0) {
+      if (::syscall(SYS_dup3, a.from, a.fd, 0) < 0) child_fail(p);
+    } else {
+      const long fd = ::syscall(SYS_openat, AT_FDCWD, a.path, a.flags, 0);
+      if (fd < 0) child_fail(p);
+      if (fd != a.fd) {
+        if (::syscall(SYS_dup3, fd, a.fd, 0) < 0) child_fail(p);
+        ::syscall(SYS_close, fd);
+      }
+    }
+  }
+  // Nothing but 0-2 (every descriptor of the agent is O_CLOEXEC as well).
+  if (::syscall(SYS_close_range, 3u, ~0u, 0u) != 0)
+    for (int fd = 3; fd < p->max_fd; ++fd) ::syscall(SYS_close, fd);
+  ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &p->empty, nullptr, _NSIG / 8);
+  ::syscall(SYS_execve, p->path, p->argv, p->envp);
+  if (errno == ENOEXEC && p->sh_argv) ::syscall(SYS_execve, "/bin/sh", p->sh_argv, p->envp);
+  child_fail(p);
+}
+
+// Starts the child described by `plan`; 0 and the pid, or the errno of clone() or of the
+// child's set-up or exec (a child that failed is reaped here).
+int clone_and_exec(child_plan& plan, pid_t& pid) {
+  constexpr std::size_t stack_size = std::size_t{64} << 10;
+  void* stack = ::mmap(nullptr, stack_size, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+  if (stack == MAP_FAILED) return errno;
+  rlimit nofile{};
+  plan.max_fd = ::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY &&
+                        nofile.rlim_cur < 65536
+                    ? static_cast<int>(nofile.rlim_cur)
+                    : 65536;
+  sigemptyset(&plan.empty);
+  plan.err = 0;
+  // No signal handler may run in the child while it shares our memory.
+  sigset_t all, old;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &old);
+  const int rc = ::clone(child_main, static_cast<char*>(stack) + stack_size, CLONE_VM | CLONE_VFORK | SIGCHLD,
+                         &plan);
+  const int clone_err = errno;
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  ::munmap(stack, stack_size);
+  if (rc < 0) return clone_err;
+  if (plan.err != 0) {  // it has exited already (CLONE_VFORK): reap it
+    while (::waitpid(rc, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    return plan.err;
+  }
+  pid = rc;
+  return 0;
+}
+
 std::string glib_text(const char* what, int err) {
   std::string s = what;
   s += " (";
@@ -51,6 +171,22 @@ std::string glib_text(const char* what, int err) {
 void close_fd(int& fd) noexcept {
   if (fd >= 0) ::close(fd);
   fd = -1;
+}
+
+int own_oom_score_adj() noexcept {
+  const int fd = ::open("/proc/self/oom_score_adj", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[16];
+  const ssize_t n = ::read(fd, buf, sizeof buf);
+  ::close(fd);
+  int v = 0;
+  if (n > 0) std::from_chars(buf, buf + n, v);
+  return v;
+}
+
+std::optional<int> child_oom_score_adj(int agent_score) noexcept {
+  if (agent_score < 0) return 0;
+  return std::nullopt;
 }
 
 std::string exec_failed_text(std::string_view argv0, int err) {
@@ -123,25 +259,26 @@ exec_spawn_result spawn_child(const exec_request& req) {
   if (cap_out && !make_pipe(c.out, out_child, true)) return fail(pipe_text, errno);
   if (cap_err && !make_pipe(c.err, err_child, true)) return fail(pipe_text, errno);
 
-  // qemu-ga's guest_exec_task_setup(): the agent ignores SIGPIPE, its children must not.
-  spawn_attrs sa;
-  if (req.with_input)
-    posix_spawn_file_actions_adddup2(&sa.acts, in_child, 0);
-  else
-    posix_spawn_file_actions_addopen(&sa.acts, 0, "/dev/null", O_RDONLY, 0);
+  child_plan plan;
+  plan.fds[0] = req.with_input ? fd_action{0, in_child, nullptr, 0} : fd_action{0, -1, "/dev/null", O_RDONLY};
   if (cap_out)
-    posix_spawn_file_actions_adddup2(&sa.acts, out_child, 1);
+    plan.fds[1] = {1, out_child, nullptr, 0};
   else
-    posix_spawn_file_actions_addopen(&sa.acts, 1, "/dev/null", O_WRONLY, 0);
+    plan.fds[1] = {1, -1, "/dev/null", O_WRONLY};
   if (cap_err)
-    posix_spawn_file_actions_adddup2(&sa.acts, err_child, 2);
+    plan.fds[2] = {2, err_child, nullptr, 0};
   else if (req.capture == exec_capture::merged)
-    posix_spawn_file_actions_adddup2(&sa.acts, out_child, 2);  // dup2(STDOUT, STDERR) like qemu-ga
+    plan.fds[2] = {2, out_child, nullptr, 0};  // dup2(STDOUT, STDERR) like qemu-ga
   else
-    posix_spawn_file_actions_addopen(&sa.acts, 2, "/dev/null", O_WRONLY, 0);
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
-  posix_spawn_file_actions_addclosefrom_np(&sa.acts, 3);
-#endif
+    plan.fds[2] = {2, -1, "/dev/null", O_WRONLY};
+  const std::optional<int> oom =
+      req.oom_score_adj ? req.oom_score_adj : child_oom_score_adj(own_oom_score_adj());
+  char oom_text[16];
+  if (oom) {
+    plan.oom = oom_text;
+    const char* oom_end = std::to_chars(oom_text, oom_text + sizeof oom_text, *oom).ptr;
+    plan.oom_len = static_cast<std::size_t>(oom_end - oom_text);
+  }
 
   const std::string& argv0 = req.argv.at(0);
   int serr = 0;
@@ -165,17 +302,19 @@ exec_spawn_result spawn_child(const exec_request& req) {
     envv = envp.data();
   }
 
+  // glib's script_execute(): a file the kernel can't run (ENOEXEC) is handed to /bin/sh.
+  std::vector<char*> sh;
+  sh.reserve(args.size() + 1);
+  sh.push_back(const_cast<char*>("/bin/sh"));
+  sh.push_back(const_cast<char*>(prog->c_str()));
+  for (std::size_t i = 1; i < args.size(); ++i) sh.push_back(args[i]);
+  plan.path = prog->c_str();
+  plan.argv = args.data();
+  plan.envp = envv;
+  plan.sh_argv = sh.data();
+
   pid_t pid = 0;
-  int rc = ::posix_spawn(&pid, prog->c_str(), &sa.acts, &sa.attr, args.data(), envv);
-  if (rc == ENOEXEC) {
-    // glib's script_execute(): a file the kernel can't run is handed to /bin/sh.
-    std::vector<char*> sh;
-    sh.reserve(args.size() + 1);
-    sh.push_back(const_cast<char*>("/bin/sh"));
-    sh.push_back(const_cast<char*>(prog->c_str()));
-    for (std::size_t i = 1; i < args.size(); ++i) sh.push_back(args[i]);
-    rc = ::posix_spawn(&pid, "/bin/sh", &sa.acts, &sa.attr, sh.data(), envv);
-  }
+  const int rc = clone_and_exec(plan, pid);
   if (rc != 0) {
     if (rc == EAGAIN) return fail("Failed to fork", rc);
     fail("", rc);

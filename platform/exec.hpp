@@ -8,7 +8,8 @@
 // else the agent's PATH, else "/bin:/usr/bin:."; a file without #! runs under /bin/sh), the
 // given environment replaces the agent's, cwd = the agent's, stdin /dev/null or a pipe,
 // stdout/stderr a pipe or /dev/null ("merged": stderr is the stdout pipe), SIGPIPE back to
-// default and no blocked signals, no fds but 0-2, same session as the agent.
+// default and no blocked signals, no fds but 0-2, same session as the agent, and the default
+// OOM score when the agent's is negative (see exec_request::oom_score_adj).
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,7 +24,17 @@ struct exec_request {
   std::optional<std::vector<std::string>> env;    // NAME=value list; nullopt: the agent's
   bool with_input = false;                        // stdin is a pipe (else /dev/null)
   exec_capture capture = exec_capture::none;
+  // Written to the child's /proc/self/oom_score_adj before exec (best effort). nullopt:
+  // child_oom_score_adj(the agent's own score) - 0 when the agent runs protected (fleetga.service
+  // sets OOMScoreAdjust=-500; qemu-ga's unit doesn't, so its children run at 0), else the
+  // agent's score is inherited as it is.
+  std::optional<int> oom_score_adj = std::nullopt;
 };
+
+// The agent's /proc/self/oom_score_adj (0 when unreadable).
+int own_oom_score_adj() noexcept;
+// What a child of an agent with this score gets: 0 for a negative score, else nullopt (inherit).
+std::optional<int> child_oom_score_adj(int agent_score) noexcept;
 
 // The parent's ends, all O_CLOEXEC | O_NONBLOCK; -1 when absent. `pidfd` is -1 when the
 // kernel has no pidfd_open (< 5.3): reap by pid then.
@@ -43,7 +54,8 @@ struct exec_spawn_result {
   std::string error;
 };
 
-// Blocking only briefly (PATH lookup, vfork+exec); run it on the worker pool.
+// Blocking only briefly (PATH lookup, clone(CLONE_VM | CLONE_VFORK) + exec); run it on the
+// worker pool.
 exec_spawn_result spawn_child(const exec_request& req);
 
 // glib's search: argv0 with a '/' is used as is; otherwise each element of `path_list`

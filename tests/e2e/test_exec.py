@@ -185,6 +185,26 @@ class Fleetga(unittest.TestCase):
             self.assertEqual(self.c.cmd("guest-exec-status", {"pid": pid})["error"]["desc"], "PID ld does not exist")
         self.assertEqual(fd_count(self.agent.proc.pid), base_fds, "fds leaked")
 
+    def test_children_do_not_inherit_the_agents_oom_protection(self):
+        """Issue 16, defect 7: packaging/fleetga.service runs the agent with OOMScoreAdjust=-500
+        and guest-exec's children inherited it; they get the default score (0) back, as under
+        qemu-ga's unit, which sets none. The agent keeps its own. Lowering a score below 0
+        needs CAP_SYS_RESOURCE: skipped where this test runs without it (tests/vm runs the
+        same check as root in the QEMU guest)."""
+        path = f"/proc/{self.agent.proc.pid}/oom_score_adj"
+        try:
+            with open(path, "w") as f:
+                f.write("-500")
+        except PermissionError:
+            self.skipTest("can't lower the agent's oom_score_adj here (no CAP_SYS_RESOURCE)")
+        for capture in (True, "merged"):
+            _, st = self.run_to_end({"path": "cat", "arg": ["/proc/self/oom_score_adj"], "capture-output": capture})
+            self.assertEqual(base64.b64decode(st["out-data"]), b"0\n", st)
+        _, st = self.run_to_end({"path": "sh", "arg": ["-c", "cat /proc/$PPID/oom_score_adj"], "capture-output": True})
+        self.assertEqual(base64.b64decode(st["out-data"]), b"-500\n", st)
+        with open(path) as f:
+            self.assertEqual(f.read(), "-500\n")
+
     def test_children_outlive_the_agent(self):
         rsp = self.c.cmd("guest-exec", {"path": "sleep", "arg": ["1"], "capture-output": True})
         pid = rsp["return"]["pid"]

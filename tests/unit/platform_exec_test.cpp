@@ -1,6 +1,7 @@
 // platform/exec: glib's PATH search and texts, spawning with pipes, reaping without blocking.
 // Runs harmless programs only (sh, cat, true).
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -9,10 +10,13 @@
 #include <cerrno>
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <string>
+#include <vector>
 #include <thread>
 
 #include "commands_harness.hpp"
+#include "in_child.hpp"
 #include "platform/exec.hpp"
 
 namespace fleetga::test {
@@ -219,6 +223,100 @@ TEST(PlatformExec, ChildGetsDefaultSigpipeEvenWhenTheAgentIgnoresIt) {
   EXPECT_EQ(ignored & (1ull << (SIGPIPE - 1)), 0u) << line;
   wait_for(r.child);
   close_child(r.child);
+}
+
+// Issue 16, defect 7: packaging/fleetga.service protects the agent (OOMScoreAdjust=-500);
+// guest-exec's children get the default score back (qemu-ga's unit has no such line, so its
+// children run at 0). Runs in a forked child: the score is lowered there only.
+std::string read_oom_score_adj() {
+  std::string s;
+  int fd = ::open("/proc/self/oom_score_adj", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return s;
+  char buf[32];
+  ssize_t n = ::read(fd, buf, sizeof buf);
+  if (n > 0) s.assign(buf, static_cast<std::size_t>(n));
+  ::close(fd);
+  return s;
+}
+bool write_oom_score_adj(std::string_view v) {
+  int fd = ::open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool ok = ::write(fd, v.data(), v.size()) == static_cast<ssize_t>(v.size());
+  ::close(fd);
+  return ok;
+}
+// The score a child of this process starts with, as the child itself reads it.
+std::string child_oom_score_adj(exec_capture how = exec_capture::out, std::optional<int> set = std::nullopt,
+                                std::vector<std::string> argv = {"cat", "/proc/self/oom_score_adj"}) {
+  exec_request req{std::move(argv), std::nullopt, false, how};
+  req.oom_score_adj = set;
+  auto r = platform::spawn_child(req);
+  if (r.errnum != 0) return r.error;
+  std::string out = drain(r.child.out);
+  wait_for(r.child);
+  close_child(r.child);
+  return out;
+}
+
+TEST(PlatformExec, ChildGetsTheDefaultOomScoreWhenTheAgentIsProtected) {
+  const int status = in_child([] {
+    if (!write_oom_score_adj("-500")) return child_cannot;  // needs CAP_SYS_RESOURCE
+    if (read_oom_score_adj() != "-500\n") return 2;
+    std::string seen = child_oom_score_adj();
+    if (seen != "0\n") {
+      std::fprintf(stderr, "child of a -500 agent runs at %s\n", seen.c_str());
+      return 3;
+    }
+    if (read_oom_score_adj() != "-500\n") return 4;  // the agent keeps its protection
+    // The same with merged output, and through the shell fallback (a script without #!).
+    seen = child_oom_score_adj(exec_capture::merged);
+    if (seen != "0\n") return 5;
+    temp_dir d;
+    make_exec(d / "noshebang", "cat /proc/self/oom_score_adj\n");
+    seen = child_oom_score_adj(exec_capture::out, std::nullopt, {d / "noshebang"});
+    if (seen != "0\n") return 8;
+    // A score the agent raised (positive) is inherited as it is: only protection is undone.
+    if (!write_oom_score_adj("300")) return 6;
+    seen = child_oom_score_adj();
+    if (seen != "300\n") {
+      std::fprintf(stderr, "child of a +300 agent runs at %s\n", seen.c_str());
+      return 7;
+    }
+    return 0;
+  });
+  if (status == child_cannot) GTEST_SKIP() << "can't lower oom_score_adj here (no CAP_SYS_RESOURCE)";
+  EXPECT_EQ(status, 0);
+}
+
+// Who gets what: only a negative (protected) agent score is undone.
+TEST(PlatformExec, OomScoreOfAChild) {
+  EXPECT_EQ(platform::child_oom_score_adj(-500), 0);
+  EXPECT_EQ(platform::child_oom_score_adj(-1000), 0);
+  EXPECT_EQ(platform::child_oom_score_adj(-1), 0);
+  EXPECT_EQ(platform::child_oom_score_adj(0), std::nullopt);
+  EXPECT_EQ(platform::child_oom_score_adj(300), std::nullopt);
+  EXPECT_EQ(platform::own_oom_score_adj(), std::stoi(read_oom_score_adj()));
+}
+
+// The write itself, in the child before exec, where no privilege is needed: raising a score
+// (lowering one below the process's floor takes CAP_SYS_RESOURCE, which a container may lack;
+// the test above does it where it can).
+TEST(PlatformExec, ChildWritesItsOomScoreBeforeExec) {
+  const int status = in_child([] {
+    if (!write_oom_score_adj("100")) return 2;
+    std::string seen = child_oom_score_adj(exec_capture::out, 700);
+    if (seen != "700\n") {
+      std::fprintf(stderr, "asked for 700, child runs at %s\n", seen.c_str());
+      return 3;
+    }
+    if (read_oom_score_adj() != "100\n") return 4;   // not the agent's
+    if (child_oom_score_adj() != "100\n") return 5;  // default: a positive score is inherited
+    temp_dir d;
+    make_exec(d / "noshebang", "cat /proc/self/oom_score_adj\n");
+    if (child_oom_score_adj(exec_capture::merged, 900, {d / "noshebang"}) != "900\n") return 6;
+    return 0;
+  });
+  EXPECT_EQ(status, 0);
 }
 
 TEST(PlatformExec, WriteToAClosedPipeIsEpipeNotADeadProcess) {

@@ -724,6 +724,21 @@ class FleetgaSystem(GuestCase):
         self.assertEqual(r["error"]["class"], "GenericError", r)
         self.figures()["spawn_failure_error"] = r["error"]["desc"]
 
+    def test_05c_exec_children_get_the_default_oom_score(self):
+        """Issue 16, defect 7: under packaging/fleetga.service the agent runs with
+        OOMScoreAdjust=-500, and guest-exec's children inherited it. Here the agent is given
+        -500 the same way (written to /proc/<agent>/oom_score_adj by its own child, as root in
+        the guest, which can); its children run at 0, the default (qemu-ga's unit sets no
+        score), and the agent keeps -500."""
+        self.timed()
+        c = self.client()
+        self.addCleanup(lambda: exec_out(c, ["sh", "-c", "echo 0 > /proc/$PPID/oom_score_adj"]))
+        exec_out(c, ["sh", "-c", "echo -500 > /proc/$PPID/oom_score_adj"])
+        self.assertEqual(exec_out(c, ["sh", "-c", "cat /proc/$PPID/oom_score_adj"]), "-500\n")
+        self.assertEqual(exec_out(c, ["cat", "/proc/self/oom_score_adj"]), "0\n")
+        st, _, _ = exec_run(c, ["cat", "/proc/self/oom_score_adj"], **{"capture-output": "merged"})
+        self.assertEqual(base64.b64decode(st["out-data"]), b"0\n")
+
     # 6
     def test_06_set_time_with_hwclock(self):
         self.timed()
