@@ -1,7 +1,10 @@
 // fleetga-host call SOCKET COMMAND [ARGS-JSON]: one command with the documented handshake,
 // like `virsh qemu-agent-command`.
+#include <cstdint>
 #include <cstdio>
 #include <iostream>
+#include <string>
+#include <string_view>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -21,6 +24,51 @@ struct call_opts {
   bool no_sync = false;
   bool unsafe_ok = true;
 };
+
+// Text from the guest on its way to the operator's terminal: C0 controls, DEL and the C1
+// controls (U+0080..U+009F, C2 80..C2 9F in UTF-8) become \uXXXX, a byte that is not part of
+// well-formed UTF-8 becomes \xNN; the rest (printable ASCII, other UTF-8) stays. Always, not
+// only when stdout/stderr is a tty: the output is the same in a pipe, a log or a terminal
+// viewer (less -R, tmux scrollback), and only --raw prints the agent's bytes. `keep_newline`:
+// a '\n' stays (the pretty reply's own layout; a newline inside a string is already \n).
+std::string for_terminal(std::string_view s, bool keep_newline = false) {
+  std::string out;
+  out.reserve(s.size());
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const std::size_t n = s.size();
+  for (std::size_t i = 0; i < n;) {
+    const unsigned char c = p[i];
+    if (c < 0x80) {
+      if ((c < 0x20 && !(keep_newline && c == '\n')) || c == 0x7F) out += fmt::format("\\u{:04X}", c);
+      else out += static_cast<char>(c);
+      ++i;
+      continue;
+    }
+    // A well-formed UTF-8 sequence (no overlong forms, surrogates or values above U+10FFFF)?
+    std::size_t len = 0;
+    std::uint32_t cp = 0, min = 0;
+    if (c >= 0xC2 && c <= 0xDF) len = 2, cp = c & 0x1Fu, min = 0x80;
+    else if (c >= 0xE0 && c <= 0xEF) len = 3, cp = c & 0x0Fu, min = 0x800;
+    else if (c >= 0xF0 && c <= 0xF4) len = 4, cp = c & 0x07u, min = 0x10000;
+    bool ok = len != 0 && i + len <= n;
+    for (std::size_t k = 1; ok && k < len; ++k) {
+      if ((p[i + k] & 0xC0u) != 0x80u) ok = false;
+      else cp = (cp << 6) | (p[i + k] & 0x3Fu);
+    }
+    ok = ok && cp >= min && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF);
+    if (!ok) {
+      out += fmt::format("\\x{:02X}", c);
+      ++i;
+    } else if (cp <= 0x9F) {  // C1
+      out += fmt::format("\\u{:04X}", cp);
+      i += len;
+    } else {
+      out.append(s.substr(i, len));
+      i += len;
+    }
+  }
+  return out;
+}
 
 asio::awaitable<int> run_call(const call_opts& o) {
   auto ex = co_await asio::this_coro::executor;
@@ -66,7 +114,8 @@ asio::awaitable<int> run_call(const call_opts& o) {
     simdjson::dom::parser p;
     simdjson::dom::element e;
     if (p.parse(it.text.data(), it.text.size(), true).get(e) || !e.is_object()) {
-      std::cerr << fmt::format("fleetga-host: {}: reply is not a JSON object: {}\n", o.socket, it.text);
+      std::cerr << fmt::format("fleetga-host: {}: reply is not a JSON object: {}\n", o.socket,
+                               for_terminal(it.text));
       co_return failed;
     }
     simdjson::dom::element err;
@@ -74,7 +123,8 @@ asio::awaitable<int> run_call(const call_opts& o) {
       std::string_view cls = "?", desc = "";
       if (err["class"].get(cls)) cls = "?";
       if (err["desc"].get(desc)) desc = "";
-      std::cerr << fmt::format("fleetga-host: {}: {}: {}\n", o.command, cls, desc);
+      std::cerr << fmt::format("fleetga-host: {}: {}: {}\n", for_terminal(o.command), for_terminal(cls),
+                               for_terminal(desc));
       if (o.raw) std::cout << it.text << '\n';
       co_return failed;
     }
@@ -82,8 +132,8 @@ asio::awaitable<int> run_call(const call_opts& o) {
       std::cout << it.text << '\n';
     } else {
       std::string out;
-      print_json(out, e, true);
-      std::cout << out << '\n';
+      print_json(out, e, true);  // C0 inside strings is escaped already; DEL and C1 are not
+      std::cout << for_terminal(out, true) << '\n';
     }
     co_return ok;
   }

@@ -191,6 +191,50 @@ class Call(unittest.TestCase):
             self.assertEqual(rc, 0, err)
             self.assertIn("no reply", err)
 
+    def test_guest_text_is_escaped_for_the_terminal(self):
+        """Issue 16, defect 8: an error's class and desc come from the guest, and call printed
+        them decoded: ESC sequences, CR and LF reached the operator's terminal. The human
+        output (the error line, the pretty reply) escapes C0 controls, DEL and the C1 controls
+        (U+0080..U+009F) as \\uXXXX, always (not only on a tty); --raw prints the agent's
+        line as it came."""
+        evil = "a\x1b[2J\x1b]0;pwned\x07\rb\nc\x7f\u009b31m\u0085d \u00e9 \u2713"
+        shown = (b"a\\u001B[2J\\u001B]0;pwned\\u0007\\u000Db\\u000Ac\\u007F\\u009B31m\\u0085d "
+                 b"\xc3\xa9 \xe2\x9c\x93")
+        # DEL and C1 may stand unescaped in JSON text: the agent sends them as raw bytes.
+        raw_return = b'{"return": {"k\\u001b": "v\\u001b[0m\x7f\xc2\x9b1m"}}\n'
+
+        def reply(r):
+            if r.get("execute") == "guest-evil":
+                return json.dumps({"error": {"class": "Generic\x1b[31mError", "desc": evil}}).encode() + b"\n"
+            if r.get("execute") == "guest-evil-return":
+                return raw_return
+            if r.get("execute") == "guest-evil-line":  # not an object; raw DEL and C1 CSI
+                return b'["a\x7f\xc2\x9b2Jb"]\n'
+            return honest(r)
+
+        def call(*args):
+            p = subprocess.run([HOST, "call"] + list(args), capture_output=True, timeout=60)
+            return p.returncode, p.stdout, p.stderr
+
+        with FakeAgent(reply) as f:
+            rc, out, err = call(f.sock, "guest-evil")
+            self.assertEqual(rc, 1, err)
+            self.assertEqual(err, b"fleetga-host: guest-evil: Generic\\u001B[31mError: " + shown + b"\n")
+            self.assertEqual(out, b"")
+            rc, out, err = call("--raw", f.sock, "guest-evil")
+            self.assertEqual(rc, 1, err)
+            self.assertEqual(err, b"fleetga-host: guest-evil: Generic\\u001B[31mError: " + shown + b"\n")
+            self.assertEqual(json.loads(out), {"error": {"class": "Generic\x1b[31mError", "desc": evil}})
+            rc, out, err = call(f.sock, "guest-evil-return")
+            self.assertEqual(rc, 0, err)
+            self.assertEqual(out, b'{\n  "return": {\n    "k\\u001B": "v\\u001B[0m\\u007F\\u009B1m"\n  }\n}\n')
+            rc, out, err = call("--raw", f.sock, "guest-evil-return")
+            self.assertEqual(rc, 0, err)
+            self.assertEqual(out, raw_return)  # raw stays raw
+            rc, out, err = call(f.sock, "guest-evil-line")
+            self.assertNotEqual(rc, 0)
+            self.assertIn(b'reply is not a JSON object: ["a\\u007F\\u009B2Jb"]\n', err)
+
     @unittest.skipUnless(HAVE_QEMU_GA, "no qemu-ga")
     def test_against_qemu_ga(self):
         with qga.Agent(QEMU_GA) as a:
