@@ -213,13 +213,26 @@ class VsockListen(Base):
             self.skipTest(f"no AF_VSOCK here: {e}")
         port = 20000 + os.getpid() % 20000
         p = self.spawn(["-m", "vsock-listen", "-p", f"4294967295:{port}", "-t", self.dir])
+        # Once the agent listens, the port is taken: a second listener fails to bind. Waited
+        # for, not assumed after a fixed 0.5 s (a busy machine's ASan agent was not there yet;
+        # this kernel's ss shows no vsock sockets without vsock_diag). A probe that binds holds
+        # the port for microseconds per 100 ms; the first one comes after the old 0.5 s.
         time.sleep(0.5)
+        deadline = time.monotonic() + 30
+        taken = False
+        while not taken and time.monotonic() < deadline:
+            self.assertIsNone(p.poll(), self.stderr())
+            s = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+            try:
+                s.bind((socket.VMADDR_CID_ANY, port))
+            except OSError:
+                taken = True
+            finally:
+                s.close()
+            if not taken:
+                time.sleep(0.1)
+        self.assertTrue(taken, "the agent never took the port: " + self.stderr())
         self.assertIsNone(p.poll(), self.stderr())
-        # the port is taken now: a second listener must fail to bind
-        s = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
-        with self.assertRaises(OSError):
-            s.bind((socket.VMADDR_CID_ANY, port))
-        s.close()
         c = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
         c.settimeout(1)
         try:

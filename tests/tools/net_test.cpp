@@ -29,11 +29,19 @@ void run_until_waiting(asio::io_context& io) {
   io.poll();
 }
 
+// The first read's deadline, from before the loop's first turn. Long enough that it cannot
+// pass before the test has written the reply, however slowly a busy machine runs that turn:
+// it was 10 ms, and on a loaded CI machine it expired during the turn, the coroutine ended and
+// the test's write hit a closed socket ("write: Broken pipe").
+constexpr std::int64_t first_deadline_ns = 1'000'000'000;
+
 // The reply arrives and the deadline passes while the loop is not running: both complete in
 // the next turn, the read first.
-void reply_at_the_deadline(asio::io_context& io, unix_socket& peer, std::string_view reply) {
+void reply_at_the_deadline(asio::io_context& io, unix_socket& peer, std::string_view reply,
+                           std::int64_t deadline_ns = 0) {
   asio::write(peer, asio::buffer(reply.data(), reply.size()));
   std::this_thread::sleep_for(30ms);
+  while (now_ns() < deadline_ns + 30'000'000) std::this_thread::sleep_for(10ms);
   io.restart();
   io.run_for(300ms);
 }
@@ -43,6 +51,7 @@ TEST(HostConnection, AnExpiryQueuedWithTheReplyDoesNotReachAConnectionThatIsGone
   unix_socket peer(io);
   int replies = 0;
   std::string first;
+  const std::int64_t deadline = now_ns() + first_deadline_ns;
   asio::co_spawn(
       io,
       [&]() -> asio::awaitable<void> {
@@ -50,7 +59,7 @@ TEST(HostConnection, AnExpiryQueuedWithTheReplyDoesNotReachAConnectionThatIsGone
         asio::local::connect_pair(c.sock, peer);
         c.sock.non_blocking(true);  // as agent_conn::connect() leaves it
         reply_item item;
-        if (!co_await c.next(item, now_ns() + 10'000'000)) {
+        if (!co_await c.next(item, deadline)) {
           first = std::string(item.text);
           ++replies;
         }
@@ -58,7 +67,7 @@ TEST(HostConnection, AnExpiryQueuedWithTheReplyDoesNotReachAConnectionThatIsGone
       asio::detached);
   run_until_waiting(io);
   ASSERT_EQ(replies, 0);
-  reply_at_the_deadline(io, peer, "{\"return\": {}}\n");
+  reply_at_the_deadline(io, peer, "{\"return\": {}}\n", deadline);
   EXPECT_EQ(replies, 1);
   EXPECT_EQ(first.substr(0, 14), "{\"return\": {}}");
 }
@@ -71,13 +80,14 @@ TEST(HostConnection, AnExpiryQueuedWithTheReplyDoesNotCancelTheNextRead) {
   c.sock.non_blocking(true);  // as agent_conn::connect() leaves it
   int replies = 0;
   std::string problem;
+  const std::int64_t first_deadline = now_ns() + first_deadline_ns;
   asio::co_spawn(
       io,
       [&]() -> asio::awaitable<void> {
         reply_item item;
         for (int i = 0; i < 2; ++i) {
           // The second read has all the time it needs.
-          const std::int64_t deadline = now_ns() + (i == 0 ? 10'000'000 : 5'000'000'000);
+          const std::int64_t deadline = i == 0 ? first_deadline : now_ns() + 5'000'000'000;
           if (auto ec = co_await c.next(item, deadline)) {
             problem = ec_text(ec);
             co_return;
@@ -87,7 +97,7 @@ TEST(HostConnection, AnExpiryQueuedWithTheReplyDoesNotCancelTheNextRead) {
       },
       asio::detached);
   run_until_waiting(io);
-  reply_at_the_deadline(io, peer, "{\"return\": {}}\n");  // the first reply, the second read starts
+  reply_at_the_deadline(io, peer, "{\"return\": {}}\n", first_deadline);  // the first reply, the second read starts
   EXPECT_EQ(problem, "");
   EXPECT_EQ(replies, 1);
   reply_at_the_deadline(io, peer, "{\"return\": 2}\n");
