@@ -108,9 +108,21 @@ class Client:
 
     def __init__(self, path, timeout=10.0):
         self.timeout = timeout
-        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.s.settimeout(timeout)
-        self.s.connect(path)
+        # QEMU creates the socket file (bind) just before it listens: on a busy machine a
+        # connect can fall between the two and be refused (seen in a CI run beside two CPU
+        # hogs). Refused is retried until the timeout; anything else is an error at once.
+        deadline = time.monotonic() + timeout
+        while True:
+            self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.s.settimeout(timeout)
+            try:
+                self.s.connect(path)
+                break
+            except ConnectionRefusedError:
+                self.s.close()
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
         self.buf = b""
 
     def close(self):
