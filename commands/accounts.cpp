@@ -96,10 +96,6 @@ std::optional<std::string> lookup(platform::accounts& acc, const std::string& us
   return std::nullopt;
 }
 
-std::string keys_path(const platform::passwd_entry& p) {
-  return platform::build_filename(platform::build_filename(p.home, ".ssh"), "authorized_keys");
-}
-
 // g_strstrip(): g_ascii_isspace() characters off both ends — space, \t \n \f \r, but not \v
 // (GLib's table leaves it out; checked against qemu-ga 7.2).
 std::string_view strip(std::string_view s) {
@@ -153,10 +149,12 @@ task<handler_result> guest_ssh_get_authorized_keys(call& c) {
   std::optional<std::string> err = co_await offload(c.state.pool, [&]() -> std::optional<std::string> {
     platform::passwd_entry p;
     if (auto e = lookup(acc, a.username, p)) return e;
-    const std::string path = keys_path(p);
+    platform::authorized_keys_file file(p);
+    if (auto e = file.open_dir(false)) return "failed to read '" + file.path() + "': " + *e;
     std::string text;
-    if (auto f = platform::read_text_file(path, platform::authorized_keys_max, text))
-      return "failed to read '" + path + "': " + f->message;
+    bool refused = false;
+    if (auto f = file.read(platform::authorized_keys_max, text, refused))
+      return "failed to read '" + file.path() + "': " + f->message;
     for (const auto& line : platform::split_lines(text)) {
       std::string_view k = strip(line);
       if (k.empty() || k[0] == '#') continue;
@@ -186,28 +184,26 @@ task<handler_result> guest_ssh_add_authorized_keys(call& c) {
   std::optional<std::string> err = co_await offload(c.state.pool, [&]() -> std::optional<std::string> {
     platform::passwd_entry p;
     if (auto e = lookup(acc, a.username, p)) return e;
-    const std::string ssh_dir = platform::build_filename(p.home, ".ssh");
-    const std::string path = platform::build_filename(ssh_dir, "authorized_keys");
+    platform::authorized_keys_file file(p);
+    // ~/.ssh made when missing (qemu-ga makes it after its read fails, with the same result).
+    if (auto e = file.open_dir(true)) return e;
 
-    std::optional<std::vector<std::string>> lines;
+    std::vector<std::string> lines;
     if (!reset) {
       std::string text;
-      if (auto f = platform::read_text_file(path, platform::authorized_keys_max, text)) {
+      bool refused = false;
+      if (auto f = file.read(platform::authorized_keys_max, text, refused)) {
         // qemu-ga ignores read errors here and starts from an empty file; a file too large
-        // for us to read must not be replaced by the new keys alone.
-        if (f->err == EFBIG) return "failed to read '" + path + "': " + f->message;
+        // for us to read must not be replaced by the new keys alone, and a refused one (a
+        // link, not the user's) is not replaced at all.
+        if (f->err == EFBIG || refused) return "failed to read '" + file.path() + "': " + f->message;
       } else {
         lines = platform::split_lines(text);
       }
     }
-    if (!lines) {
-      if (!platform::is_directory(ssh_dir))
-        if (auto e = platform::mkdir_for_user(ssh_dir, p.uid, p.gid, 0700)) return e;
-      lines.emplace();
-    }
     for (const auto& k : a.keys)
-      if (std::find(lines->begin(), lines->end(), k) == lines->end()) lines->push_back(k);
-    return platform::replace_file_for_user(path, platform::join_lines(*lines), p.uid, p.gid);
+      if (std::find(lines.begin(), lines.end(), k) == lines.end()) lines.push_back(k);
+    return file.replace(platform::join_lines(lines));
   });
   if (err) co_return protocol::generic(std::move(*err));
   empty_object(c);
@@ -224,16 +220,18 @@ task<handler_result> guest_ssh_remove_authorized_keys(call& c) {
   std::optional<std::string> err = co_await offload(c.state.pool, [&]() -> std::optional<std::string> {
     platform::passwd_entry p;
     if (auto e = lookup(acc, a.username, p)) return e;
-    const std::string path = keys_path(p);
-    if (!platform::path_exists(path)) return std::nullopt;  // nothing to remove: success
+    platform::authorized_keys_file file(p);
+    if (auto e = file.open_dir(false)) return "failed to read '" + file.path() + "': " + *e;
+    if (!file.exists()) return std::nullopt;  // nothing to remove: success
     std::string text;
-    if (auto f = platform::read_text_file(path, platform::authorized_keys_max, text))
-      return "failed to read '" + path + "': " + f->message;
+    bool refused = false;
+    if (auto f = file.read(platform::authorized_keys_max, text, refused))
+      return "failed to read '" + file.path() + "': " + f->message;
     std::vector<std::string> kept;
     for (auto& line : platform::split_lines(text))
       if (std::find(a.keys.begin(), a.keys.end(), line) == a.keys.end()) kept.push_back(std::move(line));
     // Rewritten (owner and mode reset) even when nothing matched, as qemu-ga does.
-    return platform::replace_file_for_user(path, platform::join_lines(kept), p.uid, p.gid);
+    return file.replace(platform::join_lines(kept));
   });
   if (err) co_return protocol::generic(std::move(*err));
   empty_object(c);

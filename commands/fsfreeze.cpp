@@ -77,7 +77,9 @@ std::string frozen_path(const agent_state& st) { return st.statedir + "/" + std:
 void set_frozen(agent_state& st) {
   if (gate::frozen(st.gate.load())) return;
   st.gate.set_frozen(true);
-  int fd = ::open(frozen_path(st).c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, S_IRUSR | S_IWUSR);
+  // O_NOFOLLOW: a link at that name is not followed to create or open some other file as
+  // root (qemu-ga follows it); the marker is then missing, which qemu-ga also only warns about.
+  int fd = ::open(frozen_path(st).c_str(), O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, S_IRUSR | S_IWUSR);
   if (fd >= 0) ::close(fd);
 }
 

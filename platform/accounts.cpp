@@ -438,15 +438,28 @@ std::optional<std::string> replace_file_for_user(const std::string& path, std::s
   const std::size_t slash = path.rfind('/');
   const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
   const std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
+  fd_guard d;
+  do d.fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  while (d.fd < 0 && errno == EINTR);
+  if (d.fd < 0) {
+    std::string tmp_base = base + ".XXXXXX";
+    randomize_suffix(tmp_base);
+    return "failed to write to '" + path + "': Failed to create file " + quoted(build_filename(dir, tmp_base)) +
+           ": " + errno_text(errno);
+  }
+  return replace_file_for_user_at(d.fd, path, base, content, uid, gid, unnamed_first);
+}
+
+std::optional<std::string> replace_file_for_user_at(int dir_fd, const std::string& path, const std::string& base,
+                                                    std::string_view content, uid_t uid, gid_t gid,
+                                                    bool unnamed_first) {
+  const std::size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
   std::string tmp_base = base + ".XXXXXX";
   randomize_suffix(tmp_base);
   auto tmp_path = [&] { return build_filename(dir, tmp_base); };
   auto write_error = [&](std::string glib) { return "failed to write to '" + path + "': " + std::move(glib); };
-
-  fd_guard d;
-  do d.fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  while (d.fd < 0 && errno == EINTR);
-  if (d.fd < 0) return write_error("Failed to create file " + quoted(tmp_path()) + ": " + errno_text(errno));
+  struct { int fd; } d{dir_fd};
 
   // An unnamed inode first: nothing to clean up if we die before it is complete.
   fd_guard f;
@@ -510,6 +523,133 @@ std::optional<std::string> replace_file_for_user(const std::string& path, std::s
   }
   ::fsync(d.fd);  // the rename itself durable; nothing to undo if this fails
   return std::nullopt;
+}
+
+// ---------------------------------------------------------------------------------------
+// ~/.ssh/authorized_keys without following planted links
+
+authorized_keys_file::authorized_keys_file(const passwd_entry& user)
+    : user_(user),
+      dir_path_(build_filename(user.home, ".ssh")),
+      path_(build_filename(dir_path_, "authorized_keys")) {}
+
+authorized_keys_file::~authorized_keys_file() {
+  if (dir_fd_ >= 0) ::close(dir_fd_);
+}
+
+std::optional<std::string> authorized_keys_file::open_dir(bool create) {
+  fd_guard home;
+  home.fd = open_retry(user_.home.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (home.fd < 0) {
+    dir_err_ = errno;
+    // mkdir(~/.ssh) would have met the same error.
+    if (create) return "failed to create directory '" + dir_path_ + "': " + errno_text(dir_err_);
+    return std::nullopt;
+  }
+  struct stat st {};
+  if (::fstatat(home.fd, ".ssh", &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    dir_err_ = errno;
+    if (!create || dir_err_ != ENOENT) {
+      if (create) return "failed to create directory '" + dir_path_ + "': " + errno_text(dir_err_);
+      return std::nullopt;
+    }
+    // mkdir_for_user(), with chown and chmod through the new directory's descriptor: a link
+    // swapped in after the mkdir is refused by O_NOFOLLOW instead of being chowned.
+    if (::mkdirat(home.fd, ".ssh", 0700) != 0)
+      return "failed to create directory '" + dir_path_ + "': " + errno_text(errno);
+    dir_fd_ = ::openat(home.fd, ".ssh", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dir_fd_ < 0) return "failed to create directory '" + dir_path_ + "': " + errno_text(errno);
+    if (::fchown(dir_fd_, user_.uid, user_.gid) != 0)
+      return "failed to set ownership of directory '" + dir_path_ + "': " + errno_text(errno);
+    if (::fchmod(dir_fd_, 0700) != 0)
+      return "failed to set permissions of directory '" + dir_path_ + "': " + errno_text(errno);
+    dir_err_ = 0;
+    return std::nullopt;
+  }
+  if (S_ISLNK(st.st_mode)) return "'" + dir_path_ + "' is a symbolic link; fleetga does not follow it";
+  if (!S_ISDIR(st.st_mode)) {
+    dir_err_ = ENOTDIR;
+    // qemu-ga's is_directory() test fails, and so does its mkdir().
+    if (create) return "failed to create directory '" + dir_path_ + "': " + errno_text(EEXIST);
+    return std::nullopt;
+  }
+  dir_fd_ = ::openat(home.fd, ".ssh", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dir_fd_ < 0) {
+    int err = errno;
+    if (err == ELOOP || err == ENOTDIR)  // replaced between the stat and the open
+      return "'" + dir_path_ + "' is a symbolic link; fleetga does not follow it";
+    dir_err_ = err;
+    return std::nullopt;
+  }
+  if (::fstat(dir_fd_, &st) != 0 || !S_ISDIR(st.st_mode))
+    return "'" + dir_path_ + "' is not a directory";
+  if (st.st_uid != user_.uid && st.st_uid != 0)
+    return "'" + dir_path_ + "' is owned by uid " + std::to_string(st.st_uid) + ", not by the user (uid " +
+           std::to_string(user_.uid) + ") or root";
+  return std::nullopt;
+}
+
+std::optional<read_failure> authorized_keys_file::read(std::size_t max, std::string& out, bool& refused) {
+  out.clear();
+  refused = false;
+  if (dir_fd_ < 0) {
+    int err = dir_err_ ? dir_err_ : ENOENT;
+    return read_failure{err, "Failed to open file " + quoted(path_) + ": " + errno_text(err)};
+  }
+  auto refuse = [&](std::string why) {
+    refused = true;
+    return read_failure{EPERM, "'" + path_ + "' " + std::move(why)};
+  };
+  fd_guard f;
+  do f.fd = ::openat(dir_fd_, "authorized_keys", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  while (f.fd < 0 && errno == EINTR);
+  if (f.fd < 0) {
+    int err = errno;
+    if (err == ELOOP) return refuse("is a symbolic link; fleetga does not follow it");
+    return read_failure{err, "Failed to open file " + quoted(path_) + ": " + errno_text(err)};
+  }
+  struct stat st {};
+  if (::fstat(f.fd, &st) != 0) {
+    int err = errno;
+    return read_failure{err, "Failed to get attributes of file " + quoted(path_) + ": fstat() failed: " +
+                                 errno_text(err)};
+  }
+  if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) return refuse("is not a regular file");
+  if (S_ISREG(st.st_mode)) {
+    if (st.st_uid != user_.uid && st.st_uid != 0)
+      return refuse("is owned by uid " + std::to_string(st.st_uid) + ", not by the user (uid " +
+                    std::to_string(user_.uid) + ") or root");
+    // A root-owned name with other links may be a hard link to a file such as /etc/shadow.
+    if (st.st_uid != user_.uid && st.st_nlink > 1) return refuse("is owned by root and has other hard links");
+  }
+  // read_text_file()'s reading and texts.
+  const bool regular = S_ISREG(st.st_mode) && st.st_size > 0;
+  int err = regular && static_cast<std::uint64_t>(st.st_size) > max ? EFBIG : read_all(f.fd, max, out);
+  if (err == EFBIG) {
+    out.clear();
+    return read_failure{err, "File " + quoted(path_) + " is too large"};
+  }
+  if (err != 0) {
+    out.clear();
+    return read_failure{err, (regular ? "Failed to read from file " : "Error reading file ") + quoted(path_) +
+                                 ": " + errno_text(err)};
+  }
+  if (auto nul = out.find('\0'); nul != std::string::npos) out.resize(nul);
+  return std::nullopt;
+}
+
+bool authorized_keys_file::exists() const noexcept {
+  struct stat st {};
+  return dir_fd_ >= 0 && ::fstatat(dir_fd_, "authorized_keys", &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+std::optional<std::string> authorized_keys_file::replace(std::string_view content) {
+  if (dir_fd_ < 0) {  // only after open_dir(false) found no ~/.ssh: the write fails as qemu-ga's
+    int err = dir_err_ ? dir_err_ : ENOENT;
+    return "failed to write to '" + path_ + "': Failed to create file " +
+           quoted(build_filename(dir_path_, "authorized_keys.XXXXXX")) + ": " + errno_text(err);
+  }
+  return replace_file_for_user_at(dir_fd_, path_, "authorized_keys", content, user_.uid, user_.gid);
 }
 
 }  // namespace fleetga::platform

@@ -154,5 +154,54 @@ std::optional<std::string> mkdir_for_user(const std::string& path, uid_t uid, gi
 // `unnamed_first` = false goes straight to the named temporary file (tests of that path).
 std::optional<std::string> replace_file_for_user(const std::string& path, std::string_view content,
                                                  uid_t uid, gid_t gid, bool unnamed_first = true);
+// The same in the directory open as `dir_fd` (`path` = that directory's path + "/" + `name`,
+// for the messages): nothing outside that directory can be reached through a link.
+std::optional<std::string> replace_file_for_user_at(int dir_fd, const std::string& path, const std::string& name,
+                                                    std::string_view content, uid_t uid, gid_t gid,
+                                                    bool unnamed_first = true);
+
+// A user's ~/.ssh/authorized_keys, reached so that a symbolic link the account's owner plants
+// cannot redirect what the agent (root) reads or writes (qemu-ga follows them: a link to
+// /etc/shadow is copied into ~/.ssh by add or remove, and returned to the host by get).
+//   - the home directory is opened as passwd names it (root's configuration: links there are
+//     the administrator's);
+//   - `.ssh` is opened with O_NOFOLLOW: a symbolic link is refused, and so is a directory not
+//     owned by the user or root; created by the agent, it is chowned and chmodded through its
+//     descriptor, never by path;
+//   - `authorized_keys` is opened with O_NOFOLLOW | O_NONBLOCK below that descriptor: a
+//     symbolic link, a FIFO, socket or device, a file owned by someone other than the user,
+//     and a root-owned file with other hard links are refused;
+//   - the new file is written and renamed inside the `.ssh` descriptor (rename(2) replaces a
+//     name, never follows it).
+// Refusals are errors naming the path and the reason; the texts of everything else are
+// qemu-ga's.
+class authorized_keys_file {
+ public:
+  authorized_keys_file(const passwd_entry& user);
+  authorized_keys_file(const authorized_keys_file&) = delete;
+  authorized_keys_file& operator=(const authorized_keys_file&) = delete;
+  ~authorized_keys_file();
+
+  const std::string& path() const noexcept { return path_; }
+  const std::string& dir_path() const noexcept { return dir_path_; }
+
+  // Opens ~/.ssh; with `create`, makes it (mode 0700, the user's) when it does not exist, with
+  // mkdir_for_user()'s texts. nullopt on success and when ~/.ssh is missing without `create`
+  // (read() then fails as opening the file would, exists() is false); a refusal otherwise.
+  std::optional<std::string> open_dir(bool create);
+  // read_text_file() of authorized_keys below the opened directory; `refused` is set for the
+  // refusals above (which are not GLib read errors a caller may choose to ignore).
+  std::optional<read_failure> read(std::size_t max, std::string& out, bool& refused);
+  // Whether authorized_keys exists (not following a link at that name).
+  bool exists() const noexcept;
+  // replace_file_for_user() of authorized_keys below the opened directory.
+  std::optional<std::string> replace(std::string_view content);
+
+ private:
+  passwd_entry user_;
+  std::string dir_path_, path_;
+  int dir_fd_ = -1;
+  int dir_err_ = 0;  // errno opening ~/.ssh, as open(path) would have met it
+};
 
 }  // namespace fleetga::platform

@@ -54,6 +54,12 @@ void append_capped(helper_result& r, const char* p, std::size_t n) {
 
 }  // namespace
 
+// The helpers (the fsfreeze hook, shutdown, hwclock, chpasswd) keep the agent's OOM score
+// adjustment, unlike guest-exec's children (platform/exec.cpp gives those 0): they are
+// programs of the guest's own configuration that the agent needs to finish its command — a
+// hook killed for memory while the filesystems are frozen, or a shutdown killed half-way, is
+// what the protection exists to prevent — and they run for a moment, not for as long as a
+// host likes.
 helper_result run_helper(const std::vector<std::string>& argv, std::optional<std::string_view> input) {
   helper_result r;
   int out[2], in[2] = {-1, -1};

@@ -289,6 +289,111 @@ TEST(CommandsAccounts, SshAddKeepsExistingSshDir) {
   EXPECT_EQ(t.contents(), "algo key2 comments");
 }
 
+// Issue 16, defect 2: links and foreign files the account owner plants in ~/.ssh are refused,
+// never followed (qemu-ga 7.2 follows them: add/remove copy the target's lines into a file the
+// user owns, get returns them to the host).
+struct planted : ssh_fixture {
+  std::string secret = root / "shadow";  // stands for /etc/shadow: root's, mode 0600
+  planted() {
+    spit(secret, "root:$6$secret-hash:19000:0:99999:7:::\n");
+    EXPECT_EQ(::chmod(secret.c_str(), 0600), 0);
+  }
+  void expect_secret_untouched() {
+    EXPECT_EQ(slurp(secret), "root:$6$secret-hash:19000:0:99999:7:::\n");
+    struct stat st {};
+    ASSERT_EQ(::stat(secret.c_str(), &st), 0);
+    EXPECT_EQ(st.st_uid, ::geteuid());
+    EXPECT_EQ(st.st_mode & 07777, 0600u);
+  }
+};
+
+const char* get_alice = R"({"execute":"guest-ssh-get-authorized-keys","arguments":{"username":"alice"}})";
+const char* remove_alice = R"({"execute":"guest-ssh-remove-authorized-keys","arguments":{"username":"alice","keys":["x"]}})";
+
+TEST(CommandsAccounts, SshRefusesLinkedKeysFile) {
+  planted t;
+  ::mkdir(t.ssh_dir().c_str(), 0700);
+  ASSERT_EQ(::symlink(t.secret.c_str(), t.keys_path().c_str()), 0);
+  const std::string p = t.keys_path();
+  const std::string why = err("failed to read '" + p + "': '" + p + "' is a symbolic link; fleetga does not follow it");
+  EXPECT_EQ(t(get_alice), why);
+  EXPECT_EQ(t(add_key2), why);
+  EXPECT_EQ(t(remove_alice), why);
+  t.expect_secret_untouched();
+  EXPECT_EQ(t.ssh_entries(), std::set<std::string>{"authorized_keys"});  // no copy left in ~/.ssh
+  EXPECT_TRUE(std::filesystem::is_symlink(p));
+  // reset=true reads nothing: the link itself is replaced, its target is not written.
+  EXPECT_EQ(t(R"({"execute":"guest-ssh-add-authorized-keys","arguments":{"username":"alice","keys":["algo k"],"reset":true}})"),
+            ok);
+  EXPECT_FALSE(std::filesystem::is_symlink(p));
+  EXPECT_EQ(t.contents(), "algo k");
+  t.expect_secret_untouched();
+}
+
+TEST(CommandsAccounts, SshRefusesLinkedSshDir) {
+  planted t;
+  const std::string target = t.root / "rootdir";  // stands for a root-owned directory
+  ASSERT_EQ(::mkdir(target.c_str(), 0700), 0);
+  spit(target + "/authorized_keys", "algo root-only\n");
+  ASSERT_EQ(::symlink(target.c_str(), t.ssh_dir().c_str()), 0);
+  const std::string p = t.keys_path();
+  const std::string why = "'" + t.ssh_dir() + "' is a symbolic link; fleetga does not follow it";
+  EXPECT_EQ(t(get_alice), err("failed to read '" + p + "': " + why));
+  EXPECT_EQ(t(add_key2), err(why));
+  EXPECT_EQ(t(remove_alice), err("failed to read '" + p + "': " + why));
+  EXPECT_EQ(slurp(target + "/authorized_keys"), "algo root-only\n");
+  std::set<std::string> names;
+  for (auto& e : std::filesystem::directory_iterator(target)) names.insert(e.path().filename().string());
+  EXPECT_EQ(names, std::set<std::string>{"authorized_keys"});
+}
+
+TEST(CommandsAccounts, SshRefusesFifoWithoutBlocking) {
+  ssh_fixture t;
+  ::mkdir(t.ssh_dir().c_str(), 0700);
+  ASSERT_EQ(::mkfifo(t.keys_path().c_str(), 0600), 0);
+  const std::string p = t.keys_path();
+  EXPECT_EQ(t(get_alice), err("failed to read '" + p + "': '" + p + "' is not a regular file"));
+  EXPECT_EQ(t(add_key2), err("failed to read '" + p + "': '" + p + "' is not a regular file"));
+}
+
+TEST(CommandsAccounts, SshRefusesFilesOfOtherUsers) {
+  if (!as_root) GTEST_SKIP() << "needs root to give files to other users";
+  planted t;
+  const std::string p = t.keys_path();
+  ::mkdir(t.ssh_dir().c_str(), 0700);
+  ASSERT_EQ(::chown(t.ssh_dir().c_str(), alice_uid, alice_gid), 0);
+  t.set_contents("algo a\n");
+  ASSERT_EQ(::chown(p.c_str(), 4244, 4244), 0);  // bob's
+  EXPECT_EQ(t(get_alice), err("failed to read '" + p + "': '" + p + "' is owned by uid 4244, not by the user (uid " +
+                              std::to_string(alice_uid) + ") or root"));
+  // Root's own file is fine (an administrator's managed keys)...
+  ASSERT_EQ(::chown(p.c_str(), 0, 0), 0);
+  EXPECT_EQ(t(get_alice), "{\"return\": {\"keys\": [\"algo a\"]}}\n");
+  // ...unless it has another name: a hard link to a file like /etc/shadow.
+  ASSERT_EQ(::unlink(p.c_str()), 0);
+  ASSERT_EQ(::link(t.secret.c_str(), p.c_str()), 0);
+  EXPECT_EQ(t(get_alice), err("failed to read '" + p + "': '" + p + "' is owned by root and has other hard links"));
+  EXPECT_EQ(t(add_key2), err("failed to read '" + p + "': '" + p + "' is owned by root and has other hard links"));
+  t.expect_secret_untouched();
+  // A ~/.ssh that belongs to another user.
+  ASSERT_EQ(::unlink(p.c_str()), 0);
+  ASSERT_EQ(::chown(t.ssh_dir().c_str(), 4244, 4244), 0);
+  EXPECT_EQ(t(add_key2), err("'" + t.ssh_dir() + "' is owned by uid 4244, not by the user (uid " +
+                             std::to_string(alice_uid) + ") or root"));
+  EXPECT_FALSE(std::filesystem::exists(p));
+}
+
+TEST(CommandsAccounts, SshAddCreatesSshDirThroughItsDescriptor) {
+  ssh_fixture t;
+  EXPECT_EQ(t(add_key2), ok);
+  struct stat st {};
+  ASSERT_EQ(::lstat(t.ssh_dir().c_str(), &st), 0);
+  EXPECT_TRUE(S_ISDIR(st.st_mode));
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+  EXPECT_EQ(st.st_uid, alice_uid);
+  EXPECT_EQ(st.st_gid, alice_gid);
+}
+
 TEST(CommandsAccounts, SshKeyWithNul) {
   // QEMU holds a JSON \u0000 as C0 80; that is what lands in the file and comes back.
   ssh_fixture t;

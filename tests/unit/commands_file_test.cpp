@@ -108,6 +108,24 @@ TEST(CommandsFile, CreatedFilesAre0666RegardlessOfUmask) {
   EXPECT_EQ(st.st_mode & 0777, 0600u);
 }
 
+// Issue 16, defect 2 (review of file-open's create mode): the create step is O_CREAT|O_EXCL,
+// which never follows a link, so a dangling link planted at the path cannot make the agent
+// create a file elsewhere (as root, mode 0666); the open of an existing name afterwards
+// follows links like qemu-ga's, because the host names that path (see docs/protocol.md).
+TEST(CommandsFile, CreateModeDoesNotCreateThroughADanglingLink) {
+  file_fixture t;
+  temp_dir elsewhere;
+  const std::string victim = elsewhere / "created-through-link";
+  ASSERT_EQ(::symlink(victim.c_str(), t.path("link").c_str()), 0);
+  for (const char* mode : {"w", "a", "w+", "a+"}) {
+    EXPECT_EQ(t.open("link", mode), R"({"error": {"class": "GenericError", "desc": "failed to open file ')" +
+                                        t.path("link") + "' (mode: '" + mode +
+                                        R"('): No such file or directory"}})" "\n")
+        << mode;
+    EXPECT_FALSE(std::filesystem::exists(victim)) << mode;
+  }
+}
+
 TEST(CommandsFile, ReadCountLimits) {
   file_fixture t;
   spit(t.path("r"), "0123456789");

@@ -146,6 +146,19 @@ std::string hook_script(const temp_dir& d, const std::string& statedir, std::str
   return p;
 }
 
+// Issue 16, defect 2: a link at qga.state.isfrozen is not followed to create a file as root.
+TEST(CommandsFsfreeze, FrozenMarkerDoesNotFollowALink) {
+  direct d;
+  temp_dir elsewhere;
+  const std::string victim = elsewhere / "created-through-link";
+  ASSERT_EQ(::symlink(victim.c_str(), (d.dir / "qga.state.isfrozen").c_str()), 0);
+  EXPECT_EQ(d("guest-fsfreeze-freeze"), "6");
+  EXPECT_TRUE(d.frozen());
+  EXPECT_FALSE(platform::file_exists(victim));
+  EXPECT_EQ(d("guest-fsfreeze-thaw"), "6");
+  EXPECT_FALSE(d.frozen());
+}
+
 TEST(CommandsFsfreeze, FreezeInReverseMountOrderThenThaw) {
   direct d;
   EXPECT_EQ(d("guest-fsfreeze-freeze"), "6");
