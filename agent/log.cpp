@@ -108,6 +108,12 @@ std::optional<std::string> open_logfile(const std::string& path) {
   return std::nullopt;
 }
 
+void log_always(spdlog::level::level_enum level, std::string_view line) {
+  spdlog::logger* logger = spdlog::default_logger_raw();
+  spdlog::details::log_msg msg(logger->name(), level, spdlog::string_view_t(line.data(), line.size()));
+  for (const auto& sink : logger->sinks()) sink->log(msg);
+}
+
 void audit(std::string_view line, const log_control& control) {
   if (control.muted && control.muted()) return;
   // qemu-ga never calls openlog(); glibc then uses the program name, which for a drop-in

@@ -27,6 +27,10 @@ std::optional<std::string> init_logging(const std::optional<std::string>& logfil
 // the file deferred by a frozen start that is what qemu-ga does too).
 std::optional<std::string> open_logfile(const std::string& path);
 
+// One line at `level` whatever -v says (the SIGUSR1 stats line: asked for, so always
+// written); still dropped while muted.
+void log_always(spdlog::level::level_enum level, std::string_view line);
+
 // slog(): one audit line to syslog (LOG_INFO, "info: <line>", ident "qemu-ga" so existing
 // log filters keep matching) and, at level info, to the log file. Dropped while muted.
 void audit(std::string_view line, const log_control& control);

@@ -1,9 +1,13 @@
 #include "agent/run.hpp"
 
+#include <dirent.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <cstdlib>
 #include <exception>
 #include <functional>
@@ -16,6 +20,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "agent/channel.hpp"
@@ -37,19 +42,96 @@ namespace {
 // next offloaded one without letting a flood of requests pile up threads.
 constexpr std::size_t worker_threads = 2;
 
-void arm_quit(asio::signal_set& signals, asio::io_context& io, commands::service& svc) {
-  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+// The signals the agent handles once its event loop runs (docs: fleetga(8), SIGNALS).
+constexpr int handled_signals[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
+
+// Counters for SIGUSR1's line; the I/O thread alone touches them.
+struct agent_stats {
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  std::uint64_t requests = 0;  // frames handled, errors included
+};
+
+// Resident set from /proc/self/statm (memory, not disk: fine on the I/O thread).
+long rss_kib() {
+  std::FILE* f = std::fopen("/proc/self/statm", "re");
+  if (!f) return -1;
+  long size = 0, resident = -1;
+  if (std::fscanf(f, "%ld %ld", &size, &resident) != 2) resident = -1;
+  std::fclose(f);
+  return resident < 0 ? -1 : resident * (::sysconf(_SC_PAGESIZE) / 1024);
+}
+
+long open_fds() {
+  DIR* d = ::opendir("/proc/self/fd");
+  if (!d) return -1;
+  long n = 0;
+  while (const dirent* e = ::readdir(d))
+    if (e->d_name[0] != '.') ++n;
+  ::closedir(d);
+  return n - 1;  // opendir's own descriptor
+}
+
+void log_stats(const agent_stats& st, bool frozen) {
+  const auto up = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - st.started);
+  log_always(spdlog::level::info, fmt::format("stats uptime_s={} requests={} rss_kib={} open_fds={} frozen={}",
+                                              up.count(), st.requests, rss_kib(), open_fds(), frozen ? 1 : 0));
+}
+
+// SIGHUP: the -l file again, by path (after logrotate renamed it). Not while frozen: the
+// file may be on a frozen filesystem (opening it would block the I/O thread); the thaw does it.
+void reopen_log(const options& opts, bool frozen, bool& pending) {
+  if (!opts.logfile) {
+    spdlog::debug("SIGHUP: no log file to reopen (logging to stderr)");
+    return;
+  }
+  if (frozen) {
+    pending = true;
+    return;
+  }
+  pending = false;
+  if (auto err = open_logfile(*opts.logfile))
+    spdlog::error("SIGHUP: {}: {}; still logging to the previous file", *opts.logfile, *err);
+  else
+    spdlog::debug("SIGHUP: reopened log file {}", *opts.logfile);
+}
+
+struct signal_actions {
+  asio::io_context& io;
+  commands::service& svc;
+  const options& opts;
+  const agent_stats& stats;
+  bool reopen_pending = false;
+};
+
+void arm_signals(asio::signal_set& signals, signal_actions& act) {
+  signals.async_wait([&signals, &act](const boost::system::error_code& ec, int sig) {
     if (ec) return;
-    if (svc.frozen()) {
-      // qemu-ga refuses to exit while frozen: its log/pid files may be on frozen filesystems
-      // and leaving them frozen is almost certainly a mistake.
-      arm_quit(signals, io, svc);
+    if (sig == SIGHUP) {
+      reopen_log(act.opts, act.svc.frozen(), act.reopen_pending);
+    } else if (sig == SIGUSR1) {
+      log_stats(act.stats, act.svc.frozen());
+    } else if (!act.svc.frozen()) {
+      spdlog::debug("received signal num {}, quitting", sig);
+      act.io.stop();
       return;
     }
-    spdlog::debug("received signal num {}, quitting", sig);
-    io.stop();
+    // qemu-ga refuses to exit while frozen: its log/pid files may be on frozen filesystems
+    // and leaving them frozen is almost certainly a mistake.
+    arm_signals(signals, act);
   });
 }
+
+// The pidfile, once this process wrote it, is removed on every way out of run(): the
+// normal end, a start-up failure after daemonizing, an exception on its way to main().
+struct pidfile_owner {
+  std::string path;
+  bool written = false;
+  void remove() noexcept {
+    if (written) ::unlink(path.c_str());
+    written = false;
+  }
+  ~pidfile_owner() { remove(); }
+};
 
 // The fsfreeze auto-thaw watchdog's clock (commands/timer.hpp) on the I/O thread.
 class asio_timer final : public commands::timer_service {
@@ -106,6 +188,8 @@ int run(const options& opts) {
   // qemu-ga's check_is_frozen(): a predecessor that died frozen left the marker. The log
   // file and the pidfile may be on a frozen filesystem: both wait for the thaw.
   const bool start_frozen = ::access((opts.statedir + "/qga.state.isfrozen").c_str(), F_OK) == 0;
+  // Frozen agents ignore quit signals, from the start on (main()'s start-up handlers).
+  ignore_quit_at_start(start_frozen);
   if (start_frozen) {
     // check_is_frozen() runs before qemu-ga installs its log handler: GLib's default one
     // prints this (whatever -v says).
@@ -126,16 +210,11 @@ int run(const options& opts) {
     }
   }
   ::signal(SIGPIPE, SIG_IGN);
-  // SIGTERM/SIGINT are held (pending, not lost) until the quit handler is armed below: a
-  // client can connect as soon as the channel listens, and a SIGTERM in that window must end
-  // the agent cleanly (exit 0, state files as usual), not by the default action. The worker
-  // threads inherit the mask, so the signal always reaches the I/O thread; spawned programs
-  // get an empty mask (platform/spawn, platform/exec).
-  sigset_t quit_signals;
-  sigemptyset(&quit_signals);
-  sigaddset(&quit_signals, SIGTERM);
-  sigaddset(&quit_signals, SIGINT);
-  ::pthread_sigmask(SIG_BLOCK, &quit_signals, nullptr);
+  // Until the signal_set below is armed, main()'s start-up handlers (agent/daemon.hpp) answer
+  // SIGTERM/SIGINT at once, whatever start-up is blocked in (a FIFO at qga.state), removing
+  // the pidfile if written, and keep SIGHUP/SIGUSR1 for later; they used to be held blocked,
+  // which made a blocked start unkillable but by SIGKILL (issue 16, defect 9).
+  agent_stats stats;
 
   // One thread runs the I/O; other threads (the worker pool) only post to it, so the
   // per-descriptor locks can go (the scheduler's and the timers' locks stay).
@@ -193,32 +272,44 @@ int run(const options& opts) {
     spdlog::critical("failed to initialize guest agent channel, will retry");
   }
 
-  bool pidfile_written = false;
+  pidfile_owner pid;
   // A relative -f names a file in the directory we started in, also after chdir("/") (for
   // the deferred write and the unlink at exit; qemu-ga misses both).
-  std::string pidfile = opts.pidfile;
+  std::string& pidfile = pid.path;
+  pidfile = opts.pidfile;
   if (!pidfile.empty() && pidfile[0] != '/') {
     if (char* cwd = ::getcwd(nullptr, 0)) {
       pidfile = std::string(cwd) + "/" + pidfile;
       std::free(cwd);
     }
   }
+  // -d: the parent waits here until daemon_ready() below (or the child's end).
+  int ready_fd = -1;
   if (opts.daemonize) {
     // Frozen: the pidfile is written at the thaw (ga_unset_frozen()).
-    become_daemon(
+    ready_fd = become_daemon(
         start_frozen ? std::nullopt : std::optional<std::string>(pidfile),
         [](void* c) { static_cast<asio::io_context*>(c)->notify_fork(asio::execution_context::fork_prepare); },
         [](void* c) { static_cast<asio::io_context*>(c)->notify_fork(asio::execution_context::fork_child); },
         &io);
-    pidfile_written = !start_frozen;
+    pid.written = !start_frozen;
   }
-  try {
-    pool.start(worker_threads);
-  } catch (const std::exception& e) {  // a worker thread that can't start (EAGAIN: thread limit)
-    spdlog::critical("failed to start the worker threads: {}", e.what());
-    spdlog::critical("error initializing guest agent");
-    if (pidfile_written) ::unlink(pidfile.c_str());
-    return 1;
+  {
+    // The workers start with every handled signal blocked, so signals always reach the I/O
+    // thread; spawned programs get an empty mask (platform/spawn, platform/exec).
+    sigset_t handled, old;
+    sigemptyset(&handled);
+    for (int sig : handled_signals) sigaddset(&handled, sig);
+    ::pthread_sigmask(SIG_BLOCK, &handled, &old);
+    try {
+      pool.start(worker_threads);
+    } catch (const std::exception& e) {  // a worker thread that can't start (EAGAIN: thread limit)
+      ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+      spdlog::critical("failed to start the worker threads: {}", e.what());
+      spdlog::critical("error initializing guest agent");
+      return 1;
+    }
+    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
   }
   svc.open_watches();
 
@@ -227,31 +318,44 @@ int run(const options& opts) {
   bool was_frozen = svc.frozen();
   std::optional<std::string> deferred_log = start_frozen ? opts.logfile : std::nullopt;
   bool deferred_pid = start_frozen && opts.daemonize;
-  std::function<void()> watch_thaw = [&] {
+  signal_actions sig_act{io, svc, opts, stats};
+  auto thaw_check = [&] {
     bool now = svc.frozen();
     if (was_frozen && !now) {
-      if (deferred_log) open_logfile(*deferred_log);  // failing: stays on stderr, as qemu-ga
+      if (deferred_log) {
+        open_logfile(*deferred_log);  // failing: stays on stderr, as qemu-ga
+        sig_act.reopen_pending = false;
+      }
       deferred_log.reset();
       spdlog::warn("logging re-enabled due to filesystem unfreeze");
+      if (sig_act.reopen_pending) reopen_log(opts, false, sig_act.reopen_pending);  // a SIGHUP while frozen
       if (deferred_pid) {
         if (auto err = write_pidfile(pidfile))
           spdlog::warn("{}", *err);
         else
-          pidfile_written = true;
+          pid.written = true;
         deferred_pid = false;
       }
     }
     was_frozen = now;
   };
+  std::function<void()> watch_thaw = thaw_check;
   freeze_timer.before_warn = watch_thaw;
+  std::function<void()> after_request = [&] {
+    ++stats.requests;
+    thaw_check();
+  };
 
   protocol::framer framer;
   std::string out;
-  session_io sio{framer, svc, out, &watch_thaw};
+  session_io sio{framer, svc, out, &after_request};
 
-  asio::signal_set quit(io, SIGTERM, SIGINT);
-  arm_quit(quit, io, svc);
-  ::pthread_sigmask(SIG_UNBLOCK, &quit_signals, nullptr);
+  // Replaces the start-up handlers; what they kept for later is delivered again now.
+  asio::signal_set signals(io);
+  for (int sig : handled_signals) signals.add(sig);
+  arm_signals(signals, sig_act);
+  for (int sig : {SIGHUP, SIGUSR1})
+    if (take_start_signal(sig)) ::raise(sig);
 
   int status = 0;
   auto on_channel_end = [&](std::exception_ptr e) {
@@ -267,12 +371,15 @@ int run(const options& opts) {
   };
   asio::co_spawn(io, run_channel(ccfg, opened.fd, sio), on_channel_end);
 
+  daemon_ready(ready_fd);  // -d: the parent exits 0 now
   io.run();
   // Work still running on a worker refers to the service's state: let it finish before the
   // service goes away.
   pool.join();
   svc.thaw_for_exit();
-  if (pidfile_written) ::unlink(pidfile.c_str());
+  // Now, while the signal_set still handles SIGHUP/SIGUSR1: its destructor puts back their
+  // default action (termination).
+  pid.remove();
   return status;
 }
 

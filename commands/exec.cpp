@@ -14,6 +14,7 @@
 
 #include "commands/state.hpp"
 #include "platform/exec.hpp"
+#include "platform/memory.hpp"
 #include "protocol/args.hpp"
 #include "protocol/base64.hpp"
 
@@ -398,6 +399,7 @@ task<handler_result> guest_exec_status(call& c) {
   }
   rec.reset();
   ex.release(held);
+  if (held >= platform::trim_after_bytes) platform::return_free_heap_memory();
   co_return std::nullopt;
 }
 

@@ -103,8 +103,9 @@ std::optional<std::string> service::init() {
         return "failed to write persistent state to " + path + ": " + std::strerror(werr) +
                "\nunable to create state file at path " + path + "\nfailed to load persistent state";
     }
-  } else if (err == EISDIR) {
-    return load_failed("Not a regular file");  // GLib's text
+  } else if (err == EISDIR || err == ESPIPE) {
+    // GLib's text. qemu-ga blocks in open() on a FIFO before GLib can say it; fleetga does not.
+    return load_failed("Not a regular file");
   } else if (err == EFBIG) {
     return load_failed("larger than " + std::to_string(state_file_max >> 20) + " MiB");
   } else if (err != 0) {
@@ -164,7 +165,7 @@ struct drained {
 task<bool> service::handle(const protocol::frame& f, std::string& out, output_drain* drain) {
   impl& p = *p_;
   if (f.type == protocol::frame::kind::error) {
-    protocol::write_error(out, protocol::generic(std::string(f.error)), {});
+    protocol::write_error(out, protocol::error_class::generic_error, f.error, {});
     co_return true;
   }
   protocol::request req;

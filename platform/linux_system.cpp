@@ -113,8 +113,15 @@ std::string linux_system::rooted(std::string_view abs_path) const {
 }
 
 int linux_system::read_small_file(const std::string& path, std::size_t max, std::string& out) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  // O_NONBLOCK: a FIFO (or a device) at the path must not hold the caller in open() until
+  // someone writes to it; only regular files and directories are read (below).
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   if (fd < 0) return errno;
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))) {
+    ::close(fd);
+    return ESPIPE;
+  }
   out.clear();
   char buf[4096];
   int err = 0;

@@ -54,7 +54,8 @@ class system {
   // root + abs_path.
   virtual std::string rooted(std::string_view abs_path) const = 0;
   // Reads a whole small file (path as given: callers apply rooted() where it applies).
-  // Returns errno; EFBIG when larger than `max`.
+  // Returns errno; EFBIG when larger than `max`, EISDIR for a directory, ESPIPE for anything
+  // else that is not a regular file (a FIFO is never waited on).
   virtual int read_small_file(const std::string& path, std::size_t max, std::string& out) = 0;
   virtual std::optional<file_identity> identity(const std::string& path) = 0;
 };

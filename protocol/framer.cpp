@@ -68,6 +68,7 @@ constexpr std::size_t parse_error_max = 1023;
 
 constexpr std::size_t initial_capacity = 16 * 1024;
 constexpr std::size_t shrink_threshold = 4u << 20;
+constexpr std::size_t err_keep_capacity = 64 * 1024;  // larger error texts are freed after use
 
 // START-state byte classes.
 enum : std::uint8_t {
@@ -341,7 +342,10 @@ struct framer::impl {
     const char* s = buf.get() + b;
     std::size_t n = e - b;
     if (const void* z = std::memchr(s, 0, n)) n = static_cast<const char*>(z) - s;
-    err.assign("JSON parse error, stray '");
+    static constexpr std::string_view head = "JSON parse error, stray '";
+    err.clear();
+    err.reserve(head.size() + n + 1);  // exact: the token may be 64 MiB (no doubling for the ')
+    err.append(head);
     err.append(s, n);
     err.push_back('\'');
     lex = lx::recovery;
@@ -794,6 +798,9 @@ struct framer::impl {
 
   // ---- the scan loop -------------------------------------------------------------------
   bool run(frame& out) {
+    // The previous frame's error text is no longer referenced: a huge one (a stray token of
+    // up to 64 MiB) gives its memory back rather than staying with an idle agent.
+    if (err.capacity() > err_keep_capacity) std::string().swap(err);
     const std::uint8_t* const B = bytes();
     const std::size_t E = end;
     if (lex == lx::start && ntok == 0) {

@@ -62,10 +62,10 @@ int mod_utf8_codepoint(const unsigned char* p, const unsigned char* e, const uns
   return cp;
 }
 
-}  // namespace
-
-void json_writer::append_string(std::string& out, std::string_view utf8) {
-  out += '"';
+// The escaping of append_string() over a sink: the writer appends, the counter only counts
+// (so a huge string is reserved once, at its exact size, before it is written).
+template <class Sink>
+void escape_into(std::string_view utf8, Sink& out) {
   auto* p = reinterpret_cast<const unsigned char*>(utf8.data());
   auto* e = p + utf8.size();
   while (p < e) {
@@ -77,14 +77,14 @@ void json_writer::append_string(std::string& out, std::string_view utf8) {
     if (c < 0x80) {
       ++p;
       switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\b': out += "\\b"; break;
-        case '\f': out += "\\f"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
-        default: append_u(out, c); break;  // other controls, NUL (QEMU's C0 80), DEL
+        case '"': out.append("\\\"", 2); break;
+        case '\\': out.append("\\\\", 2); break;
+        case '\b': out.append("\\b", 2); break;
+        case '\f': out.append("\\f", 2); break;
+        case '\n': out.append("\\n", 2); break;
+        case '\r': out.append("\\r", 2); break;
+        case '\t': out.append("\\t", 2); break;
+        default: out.u(c); break;  // other controls, NUL (QEMU's C0 80), DEL
       }
       continue;
     }
@@ -93,14 +93,49 @@ void json_writer::append_string(std::string& out, std::string_view utf8) {
     p = next;
     if (cp < 0) cp = 0xFFFD;
     if (cp > 0xFFFF) {
-      append_u(out, 0xD800u + ((static_cast<unsigned>(cp) - 0x10000u) >> 10));
-      append_u(out, 0xDC00u + ((static_cast<unsigned>(cp) - 0x10000u) & 0x3FFu));
+      out.u(0xD800u + ((static_cast<unsigned>(cp) - 0x10000u) >> 10));
+      out.u(0xDC00u + ((static_cast<unsigned>(cp) - 0x10000u) & 0x3FFu));
     } else if (cp < 0x20 || cp >= 0x7F) {
-      append_u(out, static_cast<unsigned>(cp));
+      out.u(static_cast<unsigned>(cp));
     } else {
-      out += static_cast<char>(cp);  // cannot happen for multi-byte input, kept for clarity
+      char ch = static_cast<char>(cp);  // cannot happen for multi-byte input, kept for clarity
+      out.append(&ch, 1);
     }
   }
+}
+
+struct string_sink {
+  std::string& s;
+  void append(const char* p, std::size_t n) { s.append(p, n); }
+  void u(unsigned cp) { append_u(s, cp); }
+};
+
+struct size_sink {
+  std::size_t n = 0;
+  void append(const char*, std::size_t k) { n += k; }
+  void u(unsigned) { n += 6; }
+};
+
+// Strings from this size on are measured before they are written: one extra pass instead of
+// the doubling growth of `out`, whose peak (old + new buffer) is what a 64 MiB token of
+// invalid UTF-8 (a 384 MiB reply) would cost otherwise. Smaller ones take the single pass.
+inline constexpr std::size_t measure_from = std::size_t{1} << 20;
+
+}  // namespace
+
+std::size_t json_writer::escaped_size(std::string_view utf8) {
+  size_sink n;
+  escape_into(utf8, n);
+  return n.n + 2;
+}
+
+void json_writer::append_string(std::string& out, std::string_view utf8) {
+  // + 64: room for what the caller closes the value with ("}}\n" after an error's desc)
+  // without growing a huge buffer again for a few bytes.
+  if (utf8.size() >= measure_from) out.reserve(out.size() + escaped_size(utf8) + 64);
+  out += '"';
+  string_sink sink{out};
+  escape_into(utf8, sink);
   out += '"';
 }
 

@@ -102,6 +102,8 @@ class json_writer {
 
   // QEMU's string escaping, appended to `out` with the surrounding quotes.
   static void append_string(std::string& out, std::string_view utf8);
+  // Bytes append_string() writes for `utf8`, quotes included.
+  static std::size_t escaped_size(std::string_view utf8);
 
  private:
   void sep() {

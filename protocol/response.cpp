@@ -30,7 +30,9 @@ void end_return(std::string& out, std::string_view id) {
   out += "}\n";
 }
 
-void write_error(std::string& out, const error& e, std::string_view id) {
+void write_error(std::string& out, const error& e, std::string_view id) { write_error(out, e.cls, e.desc, id); }
+
+void write_error(std::string& out, error_class cls, std::string_view desc, std::string_view id) {
   if (id.empty()) {
     out += "{\"error\": {\"class\": \"";
   } else {
@@ -38,9 +40,9 @@ void write_error(std::string& out, const error& e, std::string_view id) {
     out += id;
     out += ", \"error\": {\"class\": \"";
   }
-  out += class_name(e.cls);
+  out += class_name(cls);
   out += "\", \"desc\": ";
-  json_writer::append_string(out, e.desc);
+  json_writer::append_string(out, desc);
   out += "}}\n";
 }
 

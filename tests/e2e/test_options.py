@@ -436,24 +436,23 @@ class Daemonize(unittest.TestCase):
         wait_for(lambda: c.cmd("guest-exec-status", {"pid": child})["return"]["exited"], what="guest-exec")
         self.assertIn("return", c.cmd("guest-get-fsinfo"))
         c.close()
-        # a second agent can't take the pidfile: its parent has already exited 0 (qemu-ga
-        # forks before writing it), the child logs qemu-ga's text and exits
+        # a second agent can't take the pidfile: the child logs qemu-ga's text and exits, and
+        # its parent, which waits for the daemon to be up, exits 1 (qemu-ga's parent exits 0
+        # before the child tries; issue 16, defect 9, tests/e2e/test_lifecycle.py)
         r = run(FLEETGA, "-d", "-f", self.pidfile, "-m", "unix-listen", "-p", self.sock + "2",
                 "-t", self.dir, "-l", self.log)
-        self.assertEqual(r.returncode, 0)
-        wait_for(lambda: "Cannot lock pid file: Resource temporarily unavailable" in slurp(self.log),
-                 what="the lock failure in the log")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("Cannot lock pid file: Resource temporarily unavailable", slurp(self.log))
         self.assertEqual(int(slurp(self.pidfile)), pid)
         os.kill(pid, signal.SIGTERM)
         wait_for(lambda: not alive(pid), what="the daemon to exit")
         self.assertFalse(os.path.exists(self.pidfile), "pidfile left behind")
 
     def test_pidfile_in_missing_directory(self):
+        # qemu-ga's parent exits 0 here; fleetga's waits for the daemon (issue 16, defect 9)
         r = self.start(pidfile="/nonexistent/dir/pid")
-        self.assertEqual(r.returncode, 0)
-        wait_for(lambda: os.path.exists(self.log) and
-                 "critical: Could not create '/nonexistent/dir/pid': No such file or directory" in slurp(self.log),
-                 what="the pidfile error in the log")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("critical: Could not create '/nonexistent/dir/pid': No such file or directory", slurp(self.log))
 
     def test_channel_failure_is_seen_by_the_parent(self):
         # since 10.0 the channel is opened before forking
