@@ -1,19 +1,9 @@
 #pragma once
-// THE command table. Everything about commands is derived from it: dispatch (a perfect hash
-// computed at compile time), guest-info's supported_commands, `-b help` / `-a help`, the
-// freeze-safe mask, the gate's support levels, and on the host fleetga-host attach's
-// "level X enables command Y" (tools/attach/levels.cpp reads the `needs` column at compile
-// time). Adding a command = adding one row (and its handler).
-//
-// Freeze-safe (allowed while frozen, qemu-ga's ga_command_is_frozen_safe): guest-ping,
-// guest-info, guest-sync, guest-sync-delimited, guest-fsfreeze-status and, once it is
-// registered, guest-fsfreeze-thaw. Nothing else, whatever the lists say.
-//
-// Row order is registration order = upstream qemu-ga's schema order (qga/qapi-schema.json),
-// because guest-info prints the commands in reverse registration order and `-b help` in
-// registration order. Commands not implemented yet are not registered (upstream >= 9.1 does
-// the same for commands a build lacks: "has not been found"). guest-set-support-level is
-// fleetga's own and sits right after guest-info (it extends guest-info's reply).
+// The agent's command table: each row of the schema (commands/schema.hpp: name, since, flags,
+// level needed and why) joined with its handler. Everything the agent does with commands is
+// derived from it: dispatch (a perfect hash computed at compile time), guest-info's
+// supported_commands, `-b help` / `-a help`, the freeze-safe mask and the gate's support
+// levels. Adding a command = a schema row + its handler here (and the handler itself).
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -29,81 +19,100 @@
 #include "commands/hardware.hpp"
 #include "commands/network.hpp"
 #include "commands/power.hpp"
+#include "commands/schema.hpp"
 #include "commands/storage.hpp"
 
 namespace fleetga::commands {
 
 namespace table_detail {
-inline constexpr support_level base{1, 0, 0};  // every host that ever had qemu-ga (0.15, 1.0)
+struct handler_row {
+  std::string_view name;
+  handler_fn handler;
+};
 
-constexpr descriptor row(std::string_view name, handler_fn h, std::string_view since,
-                         bool freeze_safe = false, support_level needs = base,
-                         std::string_view why = {}) {
-  return {name, h, since, true, freeze_safe, false, needs, why};
-}
-}  // namespace table_detail
-
+// Handlers by command name, in any order; every schema row needs exactly one.
 // clang-format off
-inline constexpr auto command_table = [] {
-  using namespace handlers;
-  using table_detail::row;
-  constexpr bool frozen_ok = true;
-  std::array t{
-    descriptor{"guest-sync-delimited", guest_sync_delimited, "1.1", true, true, true, table_detail::base, {}},
-    row("guest-sync",              guest_sync,              "0.15", frozen_ok),
-    row("guest-ping",              guest_ping,              "0.15", frozen_ok),
-    row("guest-get-time",          guest_get_time,          "1.5"),
-    row("guest-set-time",          guest_set_time,          "1.5"),
-    row("guest-info",              guest_info,              "0.15", frozen_ok),
-    // fleetga extension (wire spec §5); writes qga.state, so not freeze-safe.
-    row("guest-set-support-level", guest_set_support_level, "1.1"),
-    descriptor{"guest-shutdown",       guest_shutdown,          "0.15", false, false, false, table_detail::base, {}},
-    row("guest-file-open",         guest_file_open,         "0.15"),
-    row("guest-file-close",        guest_file_close,        "0.15"),
-    row("guest-file-read",         guest_file_read,         "0.15"),
-    row("guest-file-write",        guest_file_write,        "0.15"),
-    row("guest-file-seek",         guest_file_seek,         "0.15"),
-    row("guest-file-flush",        guest_file_flush,        "0.15"),
-    row("guest-fsfreeze-status",   guest_fsfreeze_status,   "0.15", frozen_ok),
-    row("guest-fsfreeze-freeze",   guest_fsfreeze_freeze,   "0.15"),
-    row("guest-fsfreeze-freeze-list", guest_fsfreeze_freeze_list, "2.2"),
-    row("guest-fsfreeze-thaw",     guest_fsfreeze_thaw,     "0.15", frozen_ok),
-    row("guest-fstrim",            guest_fstrim,            "1.2"),
-    // S4 resumes through a normal boot: any host.
-    descriptor{"guest-suspend-disk",   guest_suspend_disk,      "1.1", false, false, false, table_detail::base, {}},
-    descriptor{"guest-suspend-ram",    guest_suspend_ram,       "1.1", false, false, false, {1, 1, 0},
-               "older QEMU cannot wake a suspended guest (S3 wakeup arrived in QEMU 1.1)"},
-    descriptor{"guest-suspend-hybrid", guest_suspend_hybrid,    "1.1", false, false, false, {1, 1, 0},
-               "older QEMU cannot wake a suspended guest (S3 wakeup arrived in QEMU 1.1)"},
-    row("guest-network-get-interfaces", guest_network_get_interfaces, "1.1"),
-    row("guest-get-vcpus",         guest_get_vcpus,         "1.5"),
-    row("guest-set-vcpus",         guest_set_vcpus,         "1.5"),
-    row("guest-get-disks",         guest_get_disks,         "5.2"),
-    row("guest-get-fsinfo",        guest_get_fsinfo,        "2.2"),
-    row("guest-set-user-password", guest_set_user_password, "2.3"),
-    row("guest-get-memory-blocks", guest_get_memory_blocks, "2.3"),
-    row("guest-set-memory-blocks", guest_set_memory_blocks, "2.3"),
-    row("guest-get-memory-block-info", guest_get_memory_block_info, "2.3"),
-    row("guest-exec-status",       guest_exec_status,       "2.5"),
-    row("guest-exec",              guest_exec,              "2.5"),
-    row("guest-get-host-name",     guest_get_host_name,     "2.10"),
-    row("guest-get-users",         guest_get_users,         "2.10"),
-    row("guest-get-timezone",      guest_get_timezone,      "2.10"),
-    row("guest-get-osinfo",        guest_get_osinfo,        "2.10"),
-    row("guest-ssh-get-authorized-keys",    guest_ssh_get_authorized_keys,    "5.2"),
-    row("guest-ssh-add-authorized-keys",    guest_ssh_add_authorized_keys,    "5.2"),
-    row("guest-ssh-remove-authorized-keys", guest_ssh_remove_authorized_keys, "5.2"),
-    row("guest-get-diskstats",     guest_get_diskstats,     "7.1"),
-    row("guest-get-cpustats",      guest_get_cpustats,      "7.1"),
-    row("guest-get-load",          guest_get_load,          "10.0"),
-    row("guest-network-get-route", guest_network_get_route, "9.1"),
-  };
-  return t;
-}();
+inline constexpr handler_row handler_rows[] = {
+  {"guest-sync-delimited",   handlers::guest_sync_delimited},
+  {"guest-sync",             handlers::guest_sync},
+  {"guest-ping",             handlers::guest_ping},
+  {"guest-get-time",         handlers::guest_get_time},
+  {"guest-set-time",         handlers::guest_set_time},
+  {"guest-info",             handlers::guest_info},
+  {"guest-set-support-level", handlers::guest_set_support_level},
+  {"guest-shutdown",         handlers::guest_shutdown},
+  {"guest-file-open",        handlers::guest_file_open},
+  {"guest-file-close",       handlers::guest_file_close},
+  {"guest-file-read",        handlers::guest_file_read},
+  {"guest-file-write",       handlers::guest_file_write},
+  {"guest-file-seek",        handlers::guest_file_seek},
+  {"guest-file-flush",       handlers::guest_file_flush},
+  {"guest-fsfreeze-status",  handlers::guest_fsfreeze_status},
+  {"guest-fsfreeze-freeze",  handlers::guest_fsfreeze_freeze},
+  {"guest-fsfreeze-freeze-list", handlers::guest_fsfreeze_freeze_list},
+  {"guest-fsfreeze-thaw",    handlers::guest_fsfreeze_thaw},
+  {"guest-fstrim",           handlers::guest_fstrim},
+  {"guest-suspend-disk",     handlers::guest_suspend_disk},
+  {"guest-suspend-ram",      handlers::guest_suspend_ram},
+  {"guest-suspend-hybrid",   handlers::guest_suspend_hybrid},
+  {"guest-network-get-interfaces", handlers::guest_network_get_interfaces},
+  {"guest-get-vcpus",        handlers::guest_get_vcpus},
+  {"guest-set-vcpus",        handlers::guest_set_vcpus},
+  {"guest-get-disks",        handlers::guest_get_disks},
+  {"guest-get-fsinfo",       handlers::guest_get_fsinfo},
+  {"guest-set-user-password", handlers::guest_set_user_password},
+  {"guest-get-memory-blocks", handlers::guest_get_memory_blocks},
+  {"guest-set-memory-blocks", handlers::guest_set_memory_blocks},
+  {"guest-get-memory-block-info", handlers::guest_get_memory_block_info},
+  {"guest-exec-status",      handlers::guest_exec_status},
+  {"guest-exec",             handlers::guest_exec},
+  {"guest-get-host-name",    handlers::guest_get_host_name},
+  {"guest-get-users",        handlers::guest_get_users},
+  {"guest-get-timezone",     handlers::guest_get_timezone},
+  {"guest-get-osinfo",       handlers::guest_get_osinfo},
+  {"guest-ssh-get-authorized-keys",    handlers::guest_ssh_get_authorized_keys},
+  {"guest-ssh-add-authorized-keys",    handlers::guest_ssh_add_authorized_keys},
+  {"guest-ssh-remove-authorized-keys", handlers::guest_ssh_remove_authorized_keys},
+  {"guest-get-diskstats",    handlers::guest_get_diskstats},
+  {"guest-get-cpustats",     handlers::guest_get_cpustats},
+  {"guest-get-load",         handlers::guest_get_load},
+  {"guest-network-get-route", handlers::guest_network_get_route},
+};
 // clang-format on
 
-inline constexpr std::size_t command_count = command_table.size();
-static_assert(command_count <= 64, "the gate's per-command masks are 64-bit");
+// How many handler rows are called `name`, and the index of the last one.
+struct handler_match {
+  std::size_t count = 0, index = 0;
+};
+constexpr handler_match match_handler(std::string_view name) {
+  handler_match m;
+  for (std::size_t i = 0; i < std::size(handler_rows); ++i)
+    if (handler_rows[i].name == name) m = {m.count + 1, i};
+  return m;
+}
+constexpr bool every_row_has_one_handler() {
+  for (const auto& s : command_schemas)
+    if (match_handler(s.name).count != 1) return false;
+  return std::size(handler_rows) == command_schemas.size();
+}
+static_assert(every_row_has_one_handler(), "each schema row needs exactly one handler, and each handler a row");
+}  // namespace table_detail
+
+inline constexpr auto command_table = [] {
+  std::array<descriptor, command_count> t{};
+  for (std::size_t i = 0; i < command_count; ++i) {
+    const command_schema& s = command_schemas[i];
+    t[i] = descriptor{.name = s.name,
+                      .handler = table_detail::handler_rows[table_detail::match_handler(s.name).index].handler,
+                      .since = s.since,
+                      .success_response = !s.has(no_success_response),
+                      .freeze_safe = s.has(freeze_safe),
+                      .delimited = s.has(delimited),
+                      .needs = s.needs,
+                      .needs_why = s.needs_why};
+  }
+  return t;
+}();
 
 namespace table_detail {
 
@@ -177,14 +186,8 @@ constexpr bool all_found() {
     if (find_command(command_table[i].name) != i) return false;
   return true;
 }
-constexpr bool levels_explained() {
-  for (const auto& d : command_table)
-    if (d.needs != base && d.needs_why.empty()) return false;
-  return true;
-}
 static_assert(names_unique());
 static_assert(all_found());
-static_assert(levels_explained(), "a row above 1.0.0 must say why");
 static_assert(!find_command("guest-foo") && !find_command(""));
 }  // namespace table_detail
 

@@ -2,7 +2,9 @@
 # The architecture's include rules, checked on every test run:
 #   protocol/ never includes Asio, platform/, commands/ or agent/;
 #   platform/ never includes protocol/, commands/ or agent/ (nor Asio);
-#   commands/ never includes agent/ nor Asio (handlers don't touch the wire).
+#   commands/ never includes agent/ nor Asio (handlers don't touch the wire);
+#   tools/ (fleetga-host) includes protocol/ and, of commands/, only the header-only schema
+#   (commands/schema.hpp, commands/support_level.hpp): never platform/, agent/ or a handler.
 root=${1:-.}
 fail=0
 check() {
@@ -15,5 +17,13 @@ check() {
 check protocol 'boost/|asio|platform/|commands/|agent/'
 check platform 'boost/asio|asio|protocol/|commands/|agent/'
 check commands 'boost/asio|asio|agent/'
+for dir in tools tools/attach; do
+  hits=$(grep -nE "^[[:space:]]*#[[:space:]]*include[[:space:]]*\"(platform/|agent/|commands/)" \
+           "$root/$dir"/*.hpp "$root/$dir"/*.cpp 2>/dev/null |
+         grep -vE "\"commands/(schema|support_level)\.hpp\"")
+  if [ -n "$hits" ]; then
+    echo "layering violation in $dir/:"; echo "$hits"; fail=1
+  fi
+done
 [ $fail = 0 ] && echo "layering ok"
 exit $fail

@@ -10,6 +10,8 @@
 
 #include <fmt/format.h>
 
+#include "commands/schema.hpp"
+
 namespace fleetga::host {
 namespace {
 
@@ -261,28 +263,21 @@ void print_json(std::string& out, simdjson::dom::element e, bool pretty, int ind
   }
 }
 
+// From the agent's command schema (commands/schema.hpp); a name it does not know (a newer
+// agent's command) is none of these.
 bool is_unsafe_command(std::string_view c) {
-  static constexpr std::string_view prefixes[] = {
-      "guest-fsfreeze-freeze", "guest-fsfreeze-thaw", "guest-fstrim", "guest-shutdown",
-      "guest-suspend-", "guest-set-", "guest-ssh-add", "guest-ssh-remove", "guest-file-write",
-      "guest-file-open", "guest-exec"};
-  for (auto p : prefixes)
-    if (starts_with(c, p)) return c != "guest-exec-status";
-  return false;
+  const commands::command_schema* s = commands::find_schema(c);
+  return s && s->has(commands::acts_on_guest);
 }
 
 bool is_no_reply_command(std::string_view c) {
-  return c == "guest-shutdown" || c == "guest-suspend-disk" || c == "guest-suspend-ram" ||
-         c == "guest-suspend-hybrid";
+  const commands::command_schema* s = commands::find_schema(c);
+  return s && s->has(commands::no_success_response);
 }
 
 bool is_volatile_command(std::string_view c) {
-  static constexpr std::string_view v[] = {
-      "guest-get-time", "guest-get-load", "guest-get-cpustats", "guest-get-diskstats",
-      "guest-get-users", "guest-exec", "guest-exec-status", "guest-network-get-interfaces",
-      "guest-get-fsinfo", "guest-file-open", "guest-sync", "guest-sync-delimited",
-      "guest-get-memory-block-info", "guest-get-memory-blocks"};
-  return std::find(std::begin(v), std::end(v), c) != std::end(v);
+  const commands::command_schema* s = commands::find_schema(c);
+  return s && s->has(commands::volatile_reply);
 }
 
 std::vector<mix_entry> default_mix() {

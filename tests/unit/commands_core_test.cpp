@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include <algorithm>
 
 #include "commands/table.hpp"
@@ -142,6 +144,33 @@ TEST(CommandsCore, CommandNamesFollowUpstreamSchemaOrder) {
                     "guest-file-write", "guest-file-seek", "guest-file-flush", "guest-fsfreeze-status",
                     "guest-get-host-name", "guest-get-timezone", "guest-get-osinfo", "guest-get-load"})
     EXPECT_NE(std::find(names.begin(), names.end(), must), names.end()) << must;
+}
+
+// The man page names the freeze-safe commands in one sentence; it must say what the schema says.
+TEST(CommandsCore, ManPageFreezeSafeListIsTheSchemas) {
+  std::string man = slurp(std::string(FLEETGA_TEST_DATA) + "/../../packaging/fleetga.8");
+  ASSERT_FALSE(man.empty());
+  for (char& ch : man)
+    if (ch == '\n') ch = ' ';
+  const std::string head = "While frozen, only ", tail = " are enabled";
+  auto b = man.find(head);
+  ASSERT_NE(b, std::string::npos);
+  b += head.size();
+  auto e = man.find(tail, b);
+  ASSERT_NE(e, std::string::npos);
+  std::string list = man.substr(b, e - b);
+  for (auto pos = list.find(" and "); pos != std::string::npos; pos = list.find(" and ")) list.replace(pos, 5, ", ");
+  std::set<std::string> named;
+  for (std::size_t p = 0; p <= list.size();) {
+    auto q = list.find(", ", p);
+    if (q == std::string::npos) q = list.size();
+    named.insert(list.substr(p, q - p));
+    p = q + 2;
+  }
+  std::set<std::string> schema;
+  for (const auto& s : commands::command_schemas)
+    if (s.has(commands::freeze_safe)) schema.insert(std::string(s.name));
+  EXPECT_EQ(named, schema);
 }
 
 TEST(CommandsCore, TableLookup) {

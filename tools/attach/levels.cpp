@@ -2,18 +2,17 @@
 
 #include <array>
 
-#include "commands/table.hpp"
+#include "commands/schema.hpp"
 
 namespace fleetga::host::attach {
 
 namespace {
-// Only the metadata columns leave the table: evaluated at compile time, so the handlers the
-// table points to are never referenced by the host tool.
+// The agent's command schema (header-only data: no handler reaches the host tool).
 constexpr auto rules = [] {
   std::array<level_rule, commands::command_count> r{};
   for (std::size_t i = 0; i < commands::command_count; ++i)
-    r[i] = {commands::command_table[i].name, commands::command_table[i].needs,
-            commands::command_table[i].needs_why};
+    r[i] = {commands::command_schemas[i].name, commands::command_schemas[i].needs,
+            commands::command_schemas[i].needs_why};
   return r;
 }();
 }  // namespace
