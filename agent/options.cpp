@@ -16,6 +16,7 @@
 #include "agent/config.hpp"
 #include "agent/log.hpp"
 #include "commands/service.hpp"
+#include "fleetga/version.hpp"
 
 namespace fleetga::agent {
 namespace {

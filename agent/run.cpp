@@ -32,6 +32,7 @@
 #include "commands/timer.hpp"
 #include "platform/system.hpp"
 #include "protocol/framer.hpp"
+#include "fleetga/version.hpp"
 
 namespace asio = boost::asio;
 

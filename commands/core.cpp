@@ -8,6 +8,7 @@
 #include "commands/state.hpp"
 #include "commands/table.hpp"
 #include "protocol/args.hpp"
+#include "fleetga/version.hpp"
 
 #ifndef FLEETGA_QEMU_VERSION
 #error "FLEETGA_QEMU_VERSION must be defined by the build"

@@ -6,6 +6,7 @@
 
 #include "commands/table.hpp"
 #include "commands_harness.hpp"
+#include "fleetga/version.hpp"
 
 namespace fleetga::test {
 namespace {
