@@ -1,5 +1,7 @@
 // fleetga: a QEMU guest agent. See README.md.
 #include <malloc.h>
+#include <pthread.h>
+#include <signal.h>
 
 #include <exception>
 
@@ -13,6 +15,15 @@ int main(int argc, char** argv) {
   // First: a start-up blocked anywhere (a FIFO as the config file, a hung filesystem) must still
   // end on SIGTERM, and SIGHUP/SIGUSR1 must not kill it (issue 16, defect 9).
   fleetga::agent::install_start_signals();
+  // SIGCHLD stays pending for the exec family's signalfd (kernels without pidfd_open reap
+  // children on it): blocked here, before any thread exists, so every thread inherits it.
+  // Spawned programs start with an empty mask.
+  {
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    ::pthread_sigmask(SIG_BLOCK, &chld, nullptr);
+  }
   // One malloc arena for the I/O thread and the two workers. glibc would otherwise give each
   // worker its own arena on its first allocation: the first offloaded command of an agent
   // paid for creating it (fsinfo's first call took ~600 us instead of ~300 us here), and

@@ -177,6 +177,10 @@ std::string budget_text(std::size_t limit) {
 exec_context::~exec_context() {
   for (auto& [pid, r] : records_) close_all(*r);
   paused_.clear();
+  if (child_exit_fd_ >= 0) {
+    if (reactor) reactor->cancel(child_exit_fd_);
+    platform::close_fd(child_exit_fd_);
+  }
 }
 
 exec_record* exec_context::find(std::int64_t pid) noexcept {
@@ -194,8 +198,12 @@ exec_record& exec_context::add(std::unique_ptr<exec_record> rec) {
   exec_record& r = *rec;
   records_.emplace(r.pid, std::move(rec));
   retained_ += r.input.size();
-  if (r.pidfd >= 0) watch_pidfd(r);
-  else ++without_pidfd_;
+  if (r.pidfd >= 0) {
+    watch_pidfd(r);
+  } else {
+    ++without_pidfd_;
+    watch_child_exits();
+  }
   if (r.out.captured) watch_stream(r, r.out);
   if (r.err.captured) watch_stream(r, r.err);
   if (r.in_fd >= 0) {
@@ -243,6 +251,22 @@ void exec_context::reap_without_pidfd() {
   if (without_pidfd_ == 0) return;
   for (auto& [pid, r] : records_)
     if (!r->reaped && r->pidfd < 0) reap(*r);
+}
+
+// Kernels without pidfd_open: reaped on SIGCHLD rather than when the host next asks, so an
+// exited child is not left a zombie (docs/protocol.md §3.2). Watched while such children are
+// tracked; a notification that arrives while nobody watches stays readable for the next one.
+void exec_context::watch_child_exits() {
+  if (!reactor || child_exit_watched_) return;
+  if (child_exit_fd_ < 0) child_exit_fd_ = platform::open_child_exit_fd();
+  if (child_exit_fd_ < 0) return;
+  child_exit_watched_ = true;
+  reactor->wait_readable(child_exit_fd_, [this] {
+    child_exit_watched_ = false;
+    platform::drain_child_exit_fd(child_exit_fd_);
+    reap_without_pidfd();
+    if (without_pidfd_ > 0) watch_child_exits();
+  });
 }
 
 void exec_context::watch_pidfd(exec_record& r) {

@@ -97,12 +97,15 @@ class exec_context {
   // paused streams go on.
   std::unique_ptr<exec_record> take(std::int64_t pid);
   void release(std::size_t bytes);
-  // Reaps children that have no pidfd (old kernels); no-op otherwise.
+  // Reaps children that have no pidfd (old kernels); no-op otherwise. Besides the calls of
+  // guest-exec and guest-exec-status, a SIGCHLD signalfd on the reactor runs it as soon as a
+  // child exits while any such child is tracked (platform::open_child_exit_fd()).
   void reap_without_pidfd();
   bool reap(exec_record& r);  // true when it is reaped now
 
  private:
   void watch_pidfd(exec_record& r);
+  void watch_child_exits();
   void watch_stream(exec_record& r, exec_stream& s);
   void watch_input(exec_record& r);
   void on_readable(exec_record& r, exec_stream& s);
@@ -114,6 +117,8 @@ class exec_context {
   std::unordered_map<std::int64_t, std::unique_ptr<exec_record>> records_;
   std::size_t retained_ = 0;
   std::size_t without_pidfd_ = 0;
+  int child_exit_fd_ = -1;  // SIGCHLD signalfd, opened for the first child without a pidfd
+  bool child_exit_watched_ = false;
   std::deque<std::pair<exec_record*, exec_stream*>> paused_;
   std::unique_ptr<char[]> scratch_;  // reads past the 16 MiB cap land here
 };

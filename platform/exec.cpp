@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -395,6 +396,19 @@ long write_no_sigpipe(int fd, const char* data, unsigned long n) {
   }
   errno = saved;
   return static_cast<long>(w);
+}
+
+int open_child_exit_fd() noexcept {
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  return ::signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC);
+}
+
+void drain_child_exit_fd(int fd) noexcept {
+  signalfd_siginfo info[8];
+  while (::read(fd, info, sizeof info) > 0) {
+  }
 }
 
 }  // namespace fleetga::platform

@@ -86,4 +86,12 @@ long write_no_sigpipe(int fd, const char* data, unsigned long n);
 
 void close_fd(int& fd) noexcept;  // close, set -1; no-op for -1
 
+// Child exits without pidfds (kernels before 5.3): a signalfd for SIGCHLD (non-blocking,
+// close-on-exec), readable when a child has changed state, or -1. It only ever becomes readable
+// where SIGCHLD is blocked in every thread of the process (the agent blocks it in main(),
+// before any thread exists); elsewhere children are reaped when the host asks, as before.
+int open_child_exit_fd() noexcept;
+// Reads every pending notification off that fd (they coalesce: the caller reaps them all).
+void drain_child_exit_fd(int fd) noexcept;
+
 }  // namespace fleetga::platform
