@@ -154,7 +154,8 @@ task<handler_result> guest_file_open(call& c) {
   outcome r = co_await offload(st.pool, [&] {
     outcome o;
     o.file = std::make_unique<platform::stdio_file>();
-    o.step = platform::stdio_file::open(os_path.c_str(), mode.c_str(), *flags, *o.file, o.err, o.fd);
+    o.step = st.opener ? st.opener->open(os_path.c_str(), mode.c_str(), *flags, *o.file, o.err, o.fd)
+                       : platform::stdio_file::open(os_path.c_str(), mode.c_str(), *flags, *o.file, o.err, o.fd);
     if (o.step == platform::stdio_file::open_step::ok) {
       o.persist_err = platform::replace_file(st.statedir, state_file_name, state_text);
       if (o.persist_err != 0) o.file.reset();  // fclose, like qemu-ga

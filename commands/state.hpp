@@ -80,6 +80,19 @@ class file_table {
   std::vector<std::pair<std::int64_t, std::unique_ptr<platform::stdio_file>>> files_;
 };
 
+// guest-file-open's one call that reaches the system: platform::stdio_file::open() of the
+// client's path. That path is the host's, absolute and not rooted (qemu-ga opens what the
+// host names), so a fixture root cannot contain it. A `sys` that also implements file_opener
+// (the fuzzer's system, tests/fuzz/fuzz_dispatch.cpp) is asked instead: guest-file-open then
+// decodes and checks its arguments, persists the counter and hands out a handle as usual,
+// on a file of the fake's choosing. The real agent has none (agent_state::opener nullptr).
+class file_opener {
+ public:
+  virtual ~file_opener() = default;
+  virtual platform::stdio_file::open_step open(const char* path, const char* mode, int flags, platform::stdio_file& out,
+                                               int& err, int& fd_out) = 0;
+};
+
 // guest-get-osinfo's whole reply value, valid while uname and the identity (stat) of every
 // os-release candidate it consulted are unchanged.
 struct osinfo_cache {
@@ -101,6 +114,8 @@ struct agent_state {
   support_level default_level;  // options::support_level (clamped) or 1.0.0
   persistent_state pstate;
   file_table files;
+  // guest-file-open's opener: nullptr (the real open) unless `sys` implements file_opener.
+  file_opener* opener = dynamic_cast<file_opener*>(&sys);
 
   // guest-info's reply value, rebuilt only when the gate word changes.
   std::string info_cache;
