@@ -3,29 +3,22 @@
 // write the replies that are ready together in one write. One coroutine per connected
 // stream; the framer and the service outlive it (parser state survives reconnects, as in
 // qemu-ga).
-#include <cstddef>
 #include <functional>
 #include <string>
 
 #include <boost/asio/awaitable.hpp>
 
-namespace fleetga::protocol { class framer; }
-namespace fleetga::commands { class service; }
+#include "commands/session_core.hpp"
 
 namespace fleetga::agent {
 
-// Replies are appended to one buffer; past this many bytes the session stops dispatching
-// (and so stops reading) until the buffer has been written, so a client that sends without
-// reading cannot make the agent grow. A single reply may exceed it (guest-file-read of
-// 48 MiB encodes to 64 MiB): it is written on its own.
-inline constexpr std::size_t output_high_water = 256 * 1024;
-// After a big reply (a 48 MiB guest-file-read is 64 MiB of base64) the output buffer is
-// given back instead of being kept for the life of the process.
-inline constexpr std::size_t output_keep_capacity = 1024 * 1024;
-// Bytes asked of each read (qemu-ga reads 4 KiB at a time; bigger reads batch pipelines).
-inline constexpr std::size_t read_chunk = 64 * 1024;
-
-enum class stream_end { eof, error };
+// The decisions (batching, the high-water mark, drains, peer gone, read errors, fairness)
+// are commands::session_core's (sans-I/O, tested with scripted chunks); serve() only performs
+// its actions with system calls and Asio.
+using commands::output_high_water;
+using commands::output_keep_capacity;
+using commands::read_chunk;
+using commands::stream_end;
 
 struct session_io {
   protocol::framer& framer;
