@@ -7,6 +7,7 @@
 
 #include "commands/command.hpp"
 #include "platform/blockdev.hpp"
+#include "platform/statvfs_runner.hpp"
 
 namespace fleetga::commands {
 

@@ -3,20 +3,14 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/nvme_ioctl.h>
-#include <sys/ioctl.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <climits>
-#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <map>
-#include <system_error>
-#include <thread>
 
 namespace fleetga::platform {
 namespace {
@@ -497,191 +491,6 @@ bool blockdev::list_disks(std::vector<disk_info>& out, std::string& error) const
   }
   std::reverse(out.begin(), out.end());  // qemu-ga prepends every entry
   return true;
-}
-
-// ---- statvfs --------------------------------------------------------------------------------------
-
-int linux_fs_stat::statvfs(const std::string& path, fs_sizes& out) {
-  struct statvfs b;
-  if (::statvfs(path.c_str(), &b) != 0) return errno;
-  out.blocks = b.f_blocks;
-  out.bfree = b.f_bfree;
-  out.bavail = b.f_bavail;
-  out.frsize = b.f_frsize;
-  return 0;
-}
-
-statvfs_runner::statvfs_runner(std::shared_ptr<fs_stat> backend, std::size_t max_in_flight)
-    : s_(std::make_shared<shared>()), max_(max_in_flight) {
-  s_->backend = std::move(backend);
-}
-
-statvfs_runner::~statvfs_runner() {
-  std::lock_guard l(s_->m);
-  s_->closing = true;
-  s_->work.notify_all();
-}
-
-std::size_t statvfs_runner::in_flight() const {
-  std::lock_guard l(s_->m);
-  return s_->busy.size();
-}
-
-// A stuck statvfs keeps its thread (busy, never idle), so the one-stuck-thread-per-mount bound
-// holds: new work goes to idle threads or to a new one.
-void statvfs_runner::worker(std::shared_ptr<shared> s) {
-  constexpr auto linger = std::chrono::seconds(30);
-  std::unique_lock l(s->m);
-  for (;;) {
-    if (s->jobs.empty()) {
-      ++s->idle;
-      const bool got = s->work.wait_for(l, linger, [&] { return !s->jobs.empty() || s->closing; });
-      --s->idle;
-      if (!got || s->jobs.empty()) return;
-    }
-    auto job = std::move(s->jobs.front());
-    s->jobs.pop_front();
-    l.unlock();
-    job();
-    l.lock();
-  }
-}
-
-bool statfs_in_memory(std::string_view type) noexcept {
-  for (std::string_view t : {"ext4", "xfs", "btrfs", "ext3", "ext2", "f2fs", "vfat", "msdos", "exfat",
-                             "iso9660", "udf", "squashfs", "erofs"})
-    if (type == t) return true;
-  return false;
-}
-
-std::vector<std::optional<fs_sizes>> statvfs_runner::run(const std::vector<std::string>& paths,
-                                                          const std::vector<bool>& direct,
-                                                          std::chrono::milliseconds deadline) {
-  std::vector<std::string> slow;
-  std::vector<std::size_t> slow_at;
-  std::vector<std::optional<fs_sizes>> out(paths.size());
-  for (std::size_t i = 0; i < paths.size(); ++i) {
-    if (i < direct.size() && direct[i]) {
-      fs_sizes z;
-      if (s_->backend->statvfs(paths[i], z) == 0) out[i] = z;
-    } else {
-      slow.push_back(paths[i]);
-      slow_at.push_back(i);
-    }
-  }
-  if (!slow.empty()) {
-    auto r = run(slow, deadline);
-    for (std::size_t k = 0; k < slow.size(); ++k) out[slow_at[k]] = std::move(r[k]);
-  }
-  return out;
-}
-
-std::vector<std::optional<fs_sizes>> statvfs_runner::run(const std::vector<std::string>& paths,
-                                                          std::chrono::milliseconds deadline) {
-  struct batch {
-    std::mutex m;
-    std::condition_variable cv;
-    std::vector<std::optional<fs_sizes>> res;
-    std::size_t pending = 0;
-  };
-  auto b = std::make_shared<batch>();
-  b->res.resize(paths.size());
-  const auto until = std::chrono::steady_clock::now() + deadline;
-  std::map<std::string_view, std::size_t> first;  // a path twice in one batch: one call
-  for (std::size_t i = 0; i < paths.size(); ++i) {
-    if (!first.emplace(paths[i], i).second) continue;
-    {
-      std::lock_guard l(s_->m);
-      if (s_->busy.contains(paths[i]) || s_->busy.size() >= max_) continue;  // stuck earlier / cap
-      s_->busy.insert(paths[i]);
-    }
-    {
-      std::lock_guard l(b->m);
-      ++b->pending;
-    }
-    auto job = [s = s_.get(), b, i, path = paths[i]] {
-      fs_sizes z;
-      int e = s->backend->statvfs(path, z);
-      {
-        std::lock_guard l(s->m);
-        s->busy.erase(path);
-      }
-      {
-        std::lock_guard l(b->m);
-        if (e == 0) b->res[i] = z;
-        --b->pending;
-      }
-      b->cv.notify_all();
-    };
-    std::unique_lock l(s_->m);
-    s_->jobs.push_back(std::move(job));
-    if (s_->idle >= s_->jobs.size()) {
-      s_->work.notify_one();  // a lingering thread takes it
-      continue;
-    }
-    try {
-      std::thread(worker, s_).detach();
-    } catch (const std::system_error&) {  // no thread: report without sizes
-      s_->jobs.pop_back();
-      s_->busy.erase(paths[i]);
-      l.unlock();
-      std::lock_guard l2(b->m);
-      --b->pending;
-    }
-  }
-  std::unique_lock l(b->m);
-  b->cv.wait_until(l, until, [&] { return b->pending == 0; });
-  std::vector<std::optional<fs_sizes>> out = b->res;
-  l.unlock();
-  for (std::size_t i = 0; i < paths.size(); ++i) {
-    auto it = first.find(paths[i]);
-    if (it->second != i) out[i] = out[it->second];
-  }
-  return out;
-}
-
-// ---- NVMe SMART ---------------------------------------------------------------------------------
-
-namespace {
-std::uint64_t le64(std::string_view p, std::size_t at) {
-  std::uint64_t v = 0;
-  for (std::size_t i = 0; i < 8; ++i) v |= std::uint64_t{static_cast<unsigned char>(p[at + i])} << (8 * i);
-  return v;
-}
-}  // namespace
-
-std::optional<nvme_smart> parse_nvme_smart_log(std::string_view page) {
-  constexpr std::size_t counters_at = 32;  // data units read; the ten counters are 16 bytes each
-  if (page.size() < counters_at + 10 * 16) return std::nullopt;
-  auto byte = [&](std::size_t i) { return static_cast<std::int64_t>(static_cast<unsigned char>(page[i])); };
-  nvme_smart s;
-  s.critical_warning = byte(0);
-  s.temperature = byte(1) | (byte(2) << 8);  // Kelvin, unaligned LE16
-  s.available_spare = byte(3);
-  s.available_spare_threshold = byte(4);
-  s.percentage_used = byte(5);
-  for (std::size_t i = 0; i < s.counters.size(); ++i) s.counters[i] = le64(page, counters_at + 8 * i);
-  return s;
-}
-
-int linux_nvme_admin::smart_log(const std::string& devnode, std::string& page) {
-  const std::string path = root_ + devnode;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return errno;
-  page.assign(nvme_smart_log_size, '\0');
-  struct nvme_admin_cmd cmd {};
-  cmd.opcode = 0x02;          // Get Log Page
-  cmd.nsid = 0xffffffffu;     // all namespaces (the controller's log)
-  cmd.addr = reinterpret_cast<std::uintptr_t>(page.data());
-  cmd.data_len = static_cast<std::uint32_t>(page.size());
-  // LID 02h, RAE (bit 15: keep asynchronous events), NUMDL = dwords - 1 (as qemu-ga).
-  cmd.cdw10 = 0x02u | (1u << 15) | (static_cast<std::uint32_t>((page.size() >> 2) - 1) << 16);
-  // < 0: the ioctl failed (errno); > 0: the controller's NVMe status for the command.
-  const int rc = ::ioctl(fd, NVME_IOCTL_ADMIN_CMD, &cmd);
-  const int err = rc < 0 ? errno : rc > 0 ? EIO : 0;
-  ::close(fd);
-  if (err != 0) page.clear();
-  return err;
 }
 
 }  // namespace fleetga::platform

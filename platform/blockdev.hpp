@@ -1,8 +1,9 @@
 #pragma once
 // Block devices as qemu-ga's guest-get-fsinfo and guest-get-disks see them (qga/commands-linux.c
 // build_guest_fsinfo_for_device & co., qmp_guest_get_disks): a sysfs walk under an injectable
-// root, plus statvfs behind a narrow interface with a deadline (a dead network mount must not
-// wedge the agent).
+// root. Their neighbours, kept apart so this header stays light: statvfs with a deadline
+// (platform/statvfs_runner.hpp: a dead network mount must not wedge the agent) and NVMe SMART
+// (platform/nvme_smart.hpp).
 //
 // qemu-ga asks libudev for three things; fleetga reads what libudev reads, without the library:
 //   devnode  = "/dev/" + DEVNAME from the device's sysfs `uevent` (what udev_device_get_devnode
@@ -16,20 +17,13 @@
 // that way: a no-op on the real /sys (checked on this machine: /sys/block, /sys/dev/block,
 // /sys/block/vda, /sys/devices/pci0000:00), and it makes fixture trees (whose own readdir order
 // depends on the filesystem they sit on) reproduce the kernel's order.
-#include <array>
-#include <chrono>
-#include <cstddef>
 #include <cstdint>
-#include <functional>
-#include <deque>
-#include <condition_variable>
-#include <memory>
-#include <mutex>
 #include <optional>
-#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "platform/nvme_smart.hpp"
 
 namespace fleetga::platform {
 
@@ -58,17 +52,6 @@ struct fs_devices {
   std::vector<disk_address> disks;  // reply order (qemu-ga prepends: last found first)
 };
 
-// GuestNVMeSmart: the NVMe SMART / Health Information log page (log identifier 02h).
-struct nvme_smart {
-  std::int64_t critical_warning = 0, temperature = 0, available_spare = 0, available_spare_threshold = 0,
-               percentage_used = 0;
-  // The ten 128-bit little-endian counters as lo, hi pairs in schema order: data units read,
-  // data units written, host read commands, host write commands, controller busy time, power
-  // cycles, power on hours, unsafe shutdowns, media errors, number of error log entries.
-  std::array<std::uint64_t, 20> counters{};
-  friend bool operator==(const nvme_smart&, const nvme_smart&) = default;
-};
-
 struct disk_info {  // GuestDiskInfo
   std::string name;  // /dev/vda
   bool partition = false;
@@ -76,31 +59,6 @@ struct disk_info {  // GuestDiskInfo
   std::optional<disk_address> address;
   std::optional<std::string> alias;
   std::optional<nvme_smart> smart;  // nvme disks only, filled by the caller (nvme_admin)
-};
-
-// The size of the SMART log page qemu-ga asks for (its NvmeSmartLog).
-inline constexpr std::size_t nvme_smart_log_size = 512;
-// The fields of a SMART log page as qemu-ga's get_nvme_smart() takes them (byte 0, LE16 at
-// 1, bytes 3-5, LE64 pairs from 32 to 191). nullopt when the page is shorter than 192 bytes.
-std::optional<nvme_smart> parse_nvme_smart_log(std::string_view page);
-
-// The narrow interface for the admin command. Reading a log page changes nothing on the
-// device (RAE set: asynchronous events stay as they are). Blocking (an ioctl on a device).
-class nvme_admin {
- public:
-  virtual ~nvme_admin() = default;
-  // NVME_IOCTL_ADMIN_CMD Get Log Page 02h for all namespaces on `devnode` ("/dev/nvme0n1",
-  // under the root), nvme_smart_log_size bytes into `page`. Returns errno (0 on success).
-  virtual int smart_log(const std::string& devnode, std::string& page) = 0;
-};
-
-class linux_nvme_admin final : public nvme_admin {
- public:
-  explicit linux_nvme_admin(std::string root = {}) : root_(std::move(root)) {}
-  int smart_log(const std::string& devnode, std::string& page) override;
-
- private:
-  std::string root_;
 };
 
 // kernfs_name_hash() for a directory without namespace (block devices and their children).
@@ -173,73 +131,6 @@ class blockdev {
 
   std::string root_;
   std::string canonical_root_;  // realpath(root), "" for "/"
-};
-
-// ---- statvfs with a deadline --------------------------------------------------------------------
-
-struct fs_sizes {  // the statvfs fields qemu-ga uses
-  std::uint64_t blocks = 0, bfree = 0, bavail = 0, frsize = 0;
-};
-
-// The narrow interface: one statvfs(2). May block forever (a dead NFS server).
-class fs_stat {
- public:
-  virtual ~fs_stat() = default;
-  virtual int statvfs(const std::string& path, fs_sizes& out) = 0;  // errno, 0 on success
-};
-
-class linux_fs_stat final : public fs_stat {
- public:
-  int statvfs(const std::string& path, fs_sizes& out) override;
-};
-
-// Runs statvfs calls on detached threads, one per path, all at once, and waits for them until
-// a deadline; a late answer is dropped (the mount is reported without sizes).
-//
-// Bound on stuck threads: a path whose statvfs from an earlier call is still running gets no
-// new thread (it is reported without sizes at once, without waiting), so there is at most one
-// stuck thread per mount point, and never more than `max_in_flight` in all (further paths are
-// reported without sizes). A thread that finally returns frees its slot. The threads share
-// only reference-counted state, so they may outlive the runner (and the agent's state).
-// Local disk filesystems whose statfs is answered from in-memory superblock counters (no I/O,
-// no daemon): ext2/3/4, xfs, btrfs, f2fs, vfat/msdos/exfat, iso9660, udf, squashfs, erofs.
-// fuseblk (ntfs-3g) and anything unknown are not: their statfs can wait on a daemon or device.
-bool statfs_in_memory(std::string_view type) noexcept;
-
-class statvfs_runner {
- public:
-  static constexpr std::size_t default_max_in_flight = 64;
-  explicit statvfs_runner(std::shared_ptr<fs_stat> backend, std::size_t max_in_flight = default_max_in_flight);
-  ~statvfs_runner();
-  statvfs_runner(const statvfs_runner&) = delete;
-  statvfs_runner& operator=(const statvfs_runner&) = delete;
-
-  // Results index-aligned with `paths`; nullopt = failed, late, or skipped (see above).
-  std::vector<std::optional<fs_sizes>> run(const std::vector<std::string>& paths, std::chrono::milliseconds deadline);
-  // The same, but paths whose `direct[i]` is true (their filesystem's statfs is answered from
-  // memory, see statfs_in_memory()) are asked on the calling thread (a worker, never the I/O
-  // thread): no thread hand-off for the common case. The others go through the deadline threads.
-  std::vector<std::optional<fs_sizes>> run(const std::vector<std::string>& paths,
-                                           const std::vector<bool>& direct,
-                                           std::chrono::milliseconds deadline);
-  // statvfs calls still running (stuck or about to finish).
-  std::size_t in_flight() const;
-
- private:
-  struct shared {
-    std::shared_ptr<fs_stat> backend;
-    mutable std::mutex m;
-    std::set<std::string> busy;
-    // Threads are reused: one that finished waits `linger` for the next call's work before it
-    // exits, so a poller asking every few seconds doesn't pay a thread start per mount.
-    std::deque<std::function<void()>> jobs;
-    std::size_t idle = 0;
-    bool closing = false;  // the runner is gone: idle threads exit at once
-    std::condition_variable work;
-  };
-  static void worker(std::shared_ptr<shared> s);
-  std::shared_ptr<shared> s_;
-  std::size_t max_;
 };
 
 }  // namespace fleetga::platform

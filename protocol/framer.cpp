@@ -23,7 +23,7 @@ namespace fleetga::protocol {
 namespace {
 
 // Lexer states (mirroring QEMU's json_lexer_state; start == IN_START).
-enum class lx : std::uint8_t {
+enum class lex_state : std::uint8_t {
   start,
   recovery,
   dq,
@@ -41,10 +41,11 @@ enum class lx : std::uint8_t {
   keyword,
 };
 
-enum class tk : std::uint8_t { lcurly, rcurly, lsquare, rsquare, colon, comma, integer, flt, keyword, string };
+// The tokens QEMU's lexer hands its streamer (JSON_LCURLY ... JSON_STRING).
+enum class token_kind : std::uint8_t { lcurly, rcurly, lsquare, rsquare, colon, comma, integer, flt, keyword, string };
 
 // What the streaming grammar expects next (positions in QEMU's parse_object/parse_array).
-enum class ex : std::uint8_t {
+enum class expectation : std::uint8_t {
   top,        // first token of a message (parse_value)
   arr_first,  // after '[': value or ']'
   arr_value,  // after ',' in a list: value
@@ -138,7 +139,8 @@ struct tables {
   }
 };
 
-constexpr tables T{};
+// The byte classes every lexer state and the fast path look bytes up in.
+constexpr tables char_class{};
 
 int hexval(std::uint8_t c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -229,7 +231,7 @@ struct framer::impl {
   std::size_t scan = 0;  // next byte to lex
 
   // ---- lexer --------------------------------------------------------------------------
-  lx lex = lx::start;
+  lex_state lex = lex_state::start;
   std::size_t tok_start = 0;  // physical start of the token being lexed
   bool str_bs = false;        // current string has a backslash
   bool str_high = false;      // current string has a byte >= 0x80
@@ -238,7 +240,7 @@ struct framer::impl {
   // Signed: a stray '}' or ']' drives a count negative, which ends the message (emit rule).
   std::int64_t brace = 0;
   std::int64_t bracket = 0;
-  std::size_t ntok = 0;
+  std::size_t token_count = 0;
   std::size_t tok_bytes = 0;
   std::size_t msg_start = 0;  // physical start of the pending message (its first token)
   // Whitespace squeezing: bytes [seg, scan) are kept bytes that logically live `gap` bytes
@@ -254,8 +256,8 @@ struct framer::impl {
     bool dup_pending;  // the member being parsed repeats an earlier key
     role r;            // role of this container in its parent
   };
-  bool gerr = false;  // a grammar error was recorded for the pending message
-  ex expect = ex::top;
+  bool grammar_failed = false;  // a grammar error was recorded for the pending message
+  expectation expect = expectation::top;
   std::vector<level> stack;
   bool extended = false;
 
@@ -278,10 +280,10 @@ struct framer::impl {
   // ---- helpers ------------------------------------------------------------------------
   const std::uint8_t* bytes() const { return reinterpret_cast<const std::uint8_t*>(buf.get()); }
 
-  bool in_token() const { return lex != lx::start && lex != lx::recovery; }
+  bool in_token() const { return lex != lex_state::start && lex != lex_state::recovery; }
 
   std::size_t keep_from() const {
-    if (ntok > 0) return msg_start;
+    if (token_count > 0) return msg_start;
     if (in_token()) return tok_start;
     return scan;
   }
@@ -299,12 +301,12 @@ struct framer::impl {
 
   void reset_message() {
     brace = bracket = 0;
-    ntok = 0;
+    token_count = 0;
     tok_bytes = 0;
     gap = 0;
     ws_run = 0;
-    gerr = false;
-    expect = ex::top;
+    grammar_failed = false;
+    expect = expectation::top;
     stack.clear();
     extended = false;
     pop_keys(0);
@@ -316,7 +318,7 @@ struct framer::impl {
   }
 
   void set_parse_error(std::string_view msg) {
-    gerr = true;
+    grammar_failed = true;
     err.assign("JSON parse error, ");
     err.append(msg.substr(0, parse_error_max));
   }
@@ -348,7 +350,7 @@ struct framer::impl {
     err.append(head);
     err.append(s, n);
     err.push_back('\'');
-    lex = lx::recovery;
+    lex = lex_state::recovery;
     return error_frame(out);
   }
 
@@ -369,8 +371,8 @@ struct framer::impl {
   bool finish_message(std::size_t te, frame& out) {
     // Unreachable without QEMU's end-of-input flush (the streamer only ends a message whose
     // prefix is grammatical once the value is complete), kept so no path yields bad JSON.
-    if (!gerr && expect != ex::done) set_parse_error("premature EOI");
-    if (gerr) {
+    if (!grammar_failed && expect != expectation::done) set_parse_error("premature EOI");
+    if (grammar_failed) {
       reset_message();
       return error_frame(out);
     }
@@ -379,7 +381,7 @@ struct framer::impl {
       te -= gap;
     }
     out.type = frame::kind::message;
-    out.text = std::string_view(buf.get() + msg_start, te - msg_start);
+    out.text = padded_view(buf.get() + msg_start, te - msg_start);
     out.error = {};
     out.extended = extended;
     reset_message();
@@ -390,24 +392,24 @@ struct framer::impl {
   void complete(role r, bool is_string) {
     switch (r) {
       case role::top:
-        expect = ex::done;
+        expect = expectation::done;
         return;
       case role::elem:
-        expect = ex::arr_sep;
+        expect = expectation::arr_sep;
         return;
       case role::key:
         if (!is_string) {
           set_parse_error("key is not a string in object");
           return;
         }
-        expect = ex::obj_colon;
+        expect = expectation::obj_colon;
         return;
       case role::value:
         if (stack.back().dup_pending) {
           set_parse_error("duplicate key");
           return;
         }
-        expect = ex::obj_sep;
+        expect = expectation::obj_sep;
         return;
     }
   }
@@ -548,55 +550,55 @@ struct framer::impl {
     return true;
   }
 
-  void grammar(tk t, std::size_t b, std::size_t e) {
+  void grammar(token_kind t, std::size_t b, std::size_t e) {
     role r;
     switch (expect) {
-      case ex::arr_first:
-        if (t == tk::rsquare) return pop_container();
+      case expectation::arr_first:
+        if (t == token_kind::rsquare) return pop_container();
         r = role::elem;
         break;
-      case ex::obj_first:
-        if (t == tk::rcurly) return pop_container();
+      case expectation::obj_first:
+        if (t == token_kind::rcurly) return pop_container();
         r = role::key;
         break;
-      case ex::top:
+      case expectation::top:
         r = role::top;
         break;
-      case ex::arr_value:
+      case expectation::arr_value:
         r = role::elem;
         break;
-      case ex::obj_key:
+      case expectation::obj_key:
         r = role::key;
         break;
-      case ex::obj_value:
+      case expectation::obj_value:
         r = role::value;
         break;
-      case ex::arr_sep:
-        if (t == tk::comma) {
-          expect = ex::arr_value;
-        } else if (t == tk::rsquare) {
+      case expectation::arr_sep:
+        if (t == token_kind::comma) {
+          expect = expectation::arr_value;
+        } else if (t == token_kind::rsquare) {
           pop_container();
         } else {
           set_parse_error("expected separator in list");
         }
         return;
-      case ex::obj_sep:
-        if (t == tk::comma) {
-          expect = ex::obj_key;
-        } else if (t == tk::rcurly) {
+      case expectation::obj_sep:
+        if (t == token_kind::comma) {
+          expect = expectation::obj_key;
+        } else if (t == token_kind::rcurly) {
           pop_container();
         } else {
           set_parse_error("expected separator in dict");
         }
         return;
-      case ex::obj_colon:
-        if (t == tk::colon) {
-          expect = ex::obj_value;
+      case expectation::obj_colon:
+        if (t == token_kind::colon) {
+          expect = expectation::obj_value;
         } else {
           set_parse_error("missing : in object pair");
         }
         return;
-      case ex::done:
+      case expectation::done:
       default:
         // The streamer always ends the message when its top-level value completes.
         assert(false);
@@ -604,25 +606,25 @@ struct framer::impl {
     }
     // A value (or a key, which QEMU parses as a value) starts here.
     switch (t) {
-      case tk::lcurly:
+      case token_kind::lcurly:
         stack.push_back({static_cast<std::uint32_t>(keys.size()), true, false, r});
-        expect = ex::obj_first;
+        expect = expectation::obj_first;
         return;
-      case tk::lsquare:
+      case token_kind::lsquare:
         stack.push_back({0, false, false, r});
-        expect = ex::arr_first;
+        expect = expectation::arr_first;
         return;
-      case tk::string:
+      case token_kind::string:
         if (!check_string(bytes() + b, bytes() + e, r == role::key)) return;
         if (r == role::key) {
-          expect = ex::obj_colon;
+          expect = expectation::obj_colon;
           return;
         }
         return complete(r, true);
-      case tk::integer:
-      case tk::flt:
+      case token_kind::integer:
+      case token_kind::flt:
         return complete(r, false);
-      case tk::keyword: {
+      case token_kind::keyword: {
         const std::string_view kw(buf.get() + b, e - b);
         if (kw != "true" && kw != "false" && kw != "null") {
           std::string msg("invalid keyword '");
@@ -640,18 +642,18 @@ struct framer::impl {
   }
 
   // ---- streamer (json_message_process_token) -----------------------------------------
-  bool token(tk t, std::size_t b, std::size_t e, frame& out) {
+  bool token(token_kind t, std::size_t b, std::size_t e, frame& out) {
     switch (t) {
-      case tk::lcurly:
+      case token_kind::lcurly:
         ++brace;
         break;
-      case tk::rcurly:
+      case token_kind::rcurly:
         --brace;
         break;
-      case tk::lsquare:
+      case token_kind::lsquare:
         ++bracket;
         break;
-      case tk::rsquare:
+      case token_kind::rsquare:
         --bracket;
         break;
       default:
@@ -659,15 +661,15 @@ struct framer::impl {
     }
     const std::size_t len = e - b;
     if (tok_bytes + len + 1 > max_token_size) return limit_error("JSON token size limit exceeded", out);
-    if (ntok + 1 > max_token_count) return limit_error("JSON token count limit exceeded", out);
+    if (token_count + 1 > max_token_count) return limit_error("JSON token count limit exceeded", out);
     if (bracket + brace > static_cast<std::int64_t>(max_nesting)) {
       return limit_error("JSON nesting depth limit exceeded", out);
     }
-    if (ntok == 0) msg_start = b;
-    ++ntok;
+    if (token_count == 0) msg_start = b;
+    ++token_count;
     tok_bytes += len;
     ws_run = 0;
-    if (!gerr) grammar(t, b, e);
+    if (!grammar_failed) grammar(t, b, e);
     // A message ends when both counts are back to zero, or as soon as either goes negative
     // (a stray '}' or ']', reported by the parser as "expecting value" or a separator error).
     if ((brace > 0 || bracket > 0) && brace >= 0 && bracket >= 0) return false;
@@ -688,9 +690,9 @@ struct framer::impl {
   static constexpr int fast_max_depth = 32;
   static constexpr std::size_t fast_max_keys = 64;
 
-  // [p, q) is the message when true; B[p] == '{'.
+  // [p, q) is the message when true; data[p] == '{'.
   bool fast_message(std::size_t p, std::size_t& q) const {
-    const std::uint8_t* const B = bytes();
+    const std::uint8_t* const data = bytes();
     const std::size_t lim = std::min(end, p + fast_max_bytes);
     struct span {
       std::uint32_t off, len;
@@ -704,14 +706,14 @@ struct framer::impl {
     // Whitespace between tokens; false at the end of the input or past ws_keep bytes.
     auto skip_ws = [&]() {
       const std::size_t from = i;
-      while (i < lim && T.ws[B[i]]) ++i;
+      while (i < lim && char_class.ws[data[i]]) ++i;
       return i < lim && i - from <= ws_keep;
     };
-    // A plain string at i (B[i] == '"'): [s, e) is its body.
+    // A plain string at i (data[i] == '"'): [s, e) is its body.
     auto string = [&](std::size_t& s, std::size_t& e) {
       s = ++i;
-      while (i < lim && T.fast_str[B[i]]) ++i;
-      if (i >= lim || B[i] != '"') return false;
+      while (i < lim && char_class.fast_str[data[i]]) ++i;
+      if (i >= lim || data[i] != '"') return false;
       e = i++;
       return true;
     };
@@ -727,11 +729,11 @@ struct framer::impl {
     for (;;) {
       if (at == value) {
         if (!skip_ws()) return false;
-        const std::uint8_t c = B[i];
+        const std::uint8_t c = data[i];
         if (c == '{' || c == '[') {
           if (!open(c == '{')) return false;
           if (!skip_ws()) return false;
-          if (B[i] == (c == '{' ? '}' : ']')) {
+          if (data[i] == (c == '{' ? '}' : ']')) {
             ++i;
             --depth;
             at = after;
@@ -743,36 +745,36 @@ struct framer::impl {
         if (c == '"') {
           std::size_t s, e;
           if (!string(s, e)) return false;
-        } else if (c == '-' || T.digit[c]) {
+        } else if (c == '-' || char_class.digit[c]) {
           // An integer: -?(0|[1-9][0-9]*), ended by a byte that is not a digit, '.', e, E.
           if (c == '-') ++i;
-          if (i >= lim || !T.digit[B[i]]) return false;
-          if (B[i] == '0') {
+          if (i >= lim || !char_class.digit[data[i]]) return false;
+          if (data[i] == '0') {
             ++i;
           } else {
-            while (i < lim && T.digit[B[i]]) ++i;
+            while (i < lim && char_class.digit[data[i]]) ++i;
           }
-          if (i >= lim || T.digit[B[i]] || B[i] == '.' || B[i] == 'e' || B[i] == 'E') return false;
-        } else if (T.lower[c]) {
+          if (i >= lim || char_class.digit[data[i]] || data[i] == '.' || data[i] == 'e' || data[i] == 'E') return false;
+        } else if (char_class.lower[c]) {
           const std::size_t s = i;
-          while (i < lim && T.lower[B[i]]) ++i;
+          while (i < lim && char_class.lower[data[i]]) ++i;
           if (i >= lim) return false;
-          const std::string_view kw(reinterpret_cast<const char*>(B) + s, i - s);
+          const std::string_view kw(reinterpret_cast<const char*>(data) + s, i - s);
           if (kw != "true" && kw != "false" && kw != "null") return false;
         } else {
           return false;
         }
         at = after;
       } else if (at == key) {
-        if (!skip_ws() || B[i] != '"') return false;
+        if (!skip_ws() || data[i] != '"') return false;
         std::size_t s, e;
         if (!string(s, e) || nkeys == fast_max_keys) return false;
         const std::size_t n = e - s;
         for (std::size_t k = first_key[depth - 1]; k < nkeys; ++k) {
-          if (keyv[k].len == n && std::memcmp(B + keyv[k].off, B + s, n) == 0) return false;
+          if (keyv[k].len == n && std::memcmp(data + keyv[k].off, data + s, n) == 0) return false;
         }
         keyv[nkeys++] = {static_cast<std::uint32_t>(s), static_cast<std::uint32_t>(n)};
-        if (!skip_ws() || B[i] != ':') return false;
+        if (!skip_ws() || data[i] != ':') return false;
         ++i;
         at = value;
       } else {  // after a value
@@ -781,7 +783,7 @@ struct framer::impl {
           return true;
         }
         if (!skip_ws()) return false;
-        const std::uint8_t c = B[i];
+        const std::uint8_t c = data[i];
         const bool obj = is_obj[depth - 1];
         if (c == ',') {
           ++i;
@@ -801,15 +803,17 @@ struct framer::impl {
     // The previous frame's error text is no longer referenced: a huge one (a stray token of
     // up to 64 MiB) gives its memory back rather than staying with an idle agent.
     if (err.capacity() > err_keep_capacity) std::string().swap(err);
-    const std::uint8_t* const B = bytes();
-    const std::size_t E = end;
-    if (lex == lx::start && ntok == 0) {
+    // The committed input is data[0, input_end), both kept in locals (the buffer is written
+    // through char pointers, which may alias members).
+    const std::uint8_t* const data = bytes();
+    const std::size_t input_end = end;
+    if (lex == lex_state::start && token_count == 0) {
       // Between messages: whitespace is dropped, then a plain message may take the fast path.
-      while (scan < E && T.ws[B[scan]]) ++scan;
+      while (scan < input_end && char_class.ws[data[scan]]) ++scan;
       std::size_t q;
-      if (scan < E && B[scan] == '{' && fast_message(scan, q)) {
+      if (scan < input_end && data[scan] == '{' && fast_message(scan, q)) {
         out.type = frame::kind::message;
-        out.text = std::string_view(buf.get() + scan, q - scan);
+        out.text = padded_view(buf.get() + scan, q - scan);
         out.error = {};
         out.extended = false;
         scan = q;
@@ -819,71 +823,71 @@ struct framer::impl {
     std::size_t p = scan;
     auto lexer_limit = [&]() { return p - tok_start > max_token_size; };
     auto token_limit_error = [&]() {
-      lex = lx::start;
+      lex = lex_state::start;
       return limit_error("JSON token size limit exceeded", out);
     };
-    while (p < E) {
+    while (p < input_end) {
       switch (lex) {
-        case lx::start: {
-          const std::uint8_t c = B[p];
-          tk t;
-          switch (T.start[c]) {
+        case lex_state::start: {
+          const std::uint8_t c = data[p];
+          token_kind t;
+          switch (char_class.start[c]) {
             case S_WS:
-              if (ntok == 0) {
+              if (token_count == 0) {
                 ++p;
-                while (p < E && T.ws[B[p]]) ++p;
+                while (p < input_end && char_class.ws[data[p]]) ++p;
               } else {
-                while (p < E && ws_run < ws_keep && T.ws[B[p]]) {
+                while (p < input_end && ws_run < ws_keep && char_class.ws[data[p]]) {
                   ++p;
                   ++ws_run;
                 }
-                if (p < E && T.ws[B[p]]) {
+                if (p < input_end && char_class.ws[data[p]]) {
                   std::size_t q = p + 1;
-                  while (q < E && T.ws[B[q]]) ++q;
+                  while (q < input_end && char_class.ws[data[q]]) ++q;
                   squeeze(p, q);
                   p = q;
                 }
               }
               continue;
             case S_LCURLY:
-              t = tk::lcurly;
+              t = token_kind::lcurly;
               break;
             case S_RCURLY:
-              t = tk::rcurly;
+              t = token_kind::rcurly;
               break;
             case S_LSQUARE:
-              t = tk::lsquare;
+              t = token_kind::lsquare;
               break;
             case S_RSQUARE:
-              t = tk::rsquare;
+              t = token_kind::rsquare;
               break;
             case S_COLON:
-              t = tk::colon;
+              t = token_kind::colon;
               break;
             case S_COMMA:
-              t = tk::comma;
+              t = token_kind::comma;
               break;
             case S_DQ:
             case S_SQ:
               tok_start = p++;
               str_bs = str_high = false;
-              lex = c == '"' ? lx::dq : lx::sq;
+              lex = c == '"' ? lex_state::dq : lex_state::sq;
               continue;
             case S_ZERO:
               tok_start = p++;
-              lex = lx::zero;
+              lex = lex_state::zero;
               continue;
             case S_DIGIT:
               tok_start = p++;
-              lex = lx::digits;
+              lex = lex_state::digits;
               continue;
             case S_MINUS:
               tok_start = p++;
-              lex = lx::sign;
+              lex = lex_state::sign;
               continue;
             case S_ALPHA:
               tok_start = p++;
-              lex = lx::keyword;
+              lex = lex_state::keyword;
               continue;
             default:  // S_ERR
               tok_start = p++;
@@ -898,19 +902,19 @@ struct framer::impl {
           continue;
         }
 
-        case lx::recovery:
-          while (p < E && !T.resync[B[p]]) ++p;
-          if (p < E) lex = lx::start;
+        case lex_state::recovery:
+          while (p < input_end && !char_class.resync[data[p]]) ++p;
+          if (p < input_end) lex = lex_state::start;
           continue;
 
-        case lx::dq:
-        case lx::sq: {
-          const std::uint8_t quote = lex == lx::dq ? C_DQ : C_SQ;
-          const std::size_t lim = std::min(E, tok_start + max_token_size + 1);
+        case lex_state::dq:
+        case lex_state::sq: {
+          const std::uint8_t quote = lex == lex_state::dq ? C_DQ : C_SQ;
+          const std::size_t lim = std::min(input_end, tok_start + max_token_size + 1);
           for (;;) {
-            while (p < lim && T.str[B[p]] == C_PLAIN) ++p;
+            while (p < lim && char_class.str[data[p]] == C_PLAIN) ++p;
             if (p >= lim) break;
-            const std::uint8_t k = T.str[B[p]];
+            const std::uint8_t k = char_class.str[data[p]];
             if (k == C_HIGH) {
               str_high = true;
               ++p;
@@ -919,13 +923,13 @@ struct framer::impl {
             if (k == C_BS) {
               str_bs = true;
               ++p;
-              lex = lex == lx::dq ? lx::dq_esc : lx::sq_esc;
+              lex = lex == lex_state::dq ? lex_state::dq_esc : lex_state::sq_esc;
               break;
             }
             if (k == quote) {
               ++p;
-              lex = lx::start;
-              if (token(tk::string, tok_start, p, out)) {
+              lex = lex_state::start;
+              if (token(token_kind::string, tok_start, p, out)) {
                 scan = p;
                 return true;
               }
@@ -946,14 +950,14 @@ struct framer::impl {
           continue;
         }
 
-        case lx::dq_esc:
-        case lx::sq_esc: {
-          const std::uint8_t c = B[p++];
+        case lex_state::dq_esc:
+        case lex_state::sq_esc: {
+          const std::uint8_t c = data[p++];
           if (c < 0x20 || c > 0xFD) {
             scan = p;
             return stray(tok_start, p, out);
           }
-          lex = lex == lx::dq_esc ? lx::dq : lx::sq;
+          lex = lex == lex_state::dq_esc ? lex_state::dq : lex_state::sq;
           if (lexer_limit()) {
             scan = p;
             return token_limit_error();
@@ -961,36 +965,36 @@ struct framer::impl {
           continue;
         }
 
-        case lx::zero: {
-          const std::uint8_t c = B[p];
-          if (T.digit[c]) {
+        case lex_state::zero: {
+          const std::uint8_t c = data[p];
+          if (char_class.digit[c]) {
             ++p;
             scan = p;
             return stray(tok_start, p, out);
           }
           if (c == '.') {
             ++p;
-            lex = lx::mantissa;
+            lex = lex_state::mantissa;
             if (lexer_limit()) {
               scan = p;
               return token_limit_error();
             }
             continue;
           }
-          lex = lx::start;
-          if (token(tk::integer, tok_start, p, out)) {
+          lex = lex_state::start;
+          if (token(token_kind::integer, tok_start, p, out)) {
             scan = p;
             return true;
           }
           continue;
         }
 
-        case lx::sign: {
-          const std::uint8_t c = B[p++];
+        case lex_state::sign: {
+          const std::uint8_t c = data[p++];
           if (c == '0') {
-            lex = lx::zero;
+            lex = lex_state::zero;
           } else if (c >= '1' && c <= '9') {
-            lex = lx::digits;
+            lex = lex_state::digits;
           } else {
             scan = p;
             return stray(tok_start, p, out);
@@ -1002,14 +1006,14 @@ struct framer::impl {
           continue;
         }
 
-        case lx::mantissa:
-        case lx::exp_sign: {
-          const std::uint8_t c = B[p++];
-          if (!T.digit[c]) {
+        case lex_state::mantissa:
+        case lex_state::exp_sign: {
+          const std::uint8_t c = data[p++];
+          if (!char_class.digit[c]) {
             scan = p;
             return stray(tok_start, p, out);
           }
-          lex = lex == lx::mantissa ? lx::mantissa_digits : lx::exp_digits;
+          lex = lex == lex_state::mantissa ? lex_state::mantissa_digits : lex_state::exp_digits;
           if (lexer_limit()) {
             scan = p;
             return token_limit_error();
@@ -1017,12 +1021,12 @@ struct framer::impl {
           continue;
         }
 
-        case lx::exp_e: {
-          const std::uint8_t c = B[p++];
+        case lex_state::exp_e: {
+          const std::uint8_t c = data[p++];
           if (c == '+' || c == '-') {
-            lex = lx::exp_sign;
-          } else if (T.digit[c]) {
-            lex = lx::exp_digits;
+            lex = lex_state::exp_sign;
+          } else if (char_class.digit[c]) {
+            lex = lex_state::exp_digits;
           } else {
             scan = p;
             return stray(tok_start, p, out);
@@ -1034,24 +1038,24 @@ struct framer::impl {
           continue;
         }
 
-        case lx::digits:
-        case lx::mantissa_digits:
-        case lx::exp_digits:
-        case lx::keyword: {
-          const bool kw = lex == lx::keyword;
-          const auto& cls = kw ? T.lower : T.digit;
-          const std::size_t lim = std::min(E, tok_start + max_token_size + 1);
-          while (p < lim && cls[B[p]]) ++p;
+        case lex_state::digits:
+        case lex_state::mantissa_digits:
+        case lex_state::exp_digits:
+        case lex_state::keyword: {
+          const bool kw = lex == lex_state::keyword;
+          const auto& cls = kw ? char_class.lower : char_class.digit;
+          const std::size_t lim = std::min(input_end, tok_start + max_token_size + 1);
+          while (p < lim && cls[data[p]]) ++p;
           if (p - tok_start > max_token_size) {
             scan = p;
             return token_limit_error();
           }
-          if (p == E) continue;
-          const std::uint8_t c = B[p];
-          if (lex == lx::digits) {
+          if (p == input_end) continue;
+          const std::uint8_t c = data[p];
+          if (lex == lex_state::digits) {
             if (c == 'e' || c == 'E') {
               ++p;
-              lex = lx::exp_e;
+              lex = lex_state::exp_e;
               if (lexer_limit()) {
                 scan = p;
                 return token_limit_error();
@@ -1060,16 +1064,16 @@ struct framer::impl {
             }
             if (c == '.') {
               ++p;
-              lex = lx::mantissa;
+              lex = lex_state::mantissa;
               if (lexer_limit()) {
                 scan = p;
                 return token_limit_error();
               }
               continue;
             }
-          } else if (lex == lx::mantissa_digits && (c == 'e' || c == 'E')) {
+          } else if (lex == lex_state::mantissa_digits && (c == 'e' || c == 'E')) {
             ++p;
-            lex = lx::exp_e;
+            lex = lex_state::exp_e;
             if (lexer_limit()) {
               scan = p;
               return token_limit_error();
@@ -1077,8 +1081,9 @@ struct framer::impl {
             continue;
           }
           // Terminal reached by look-ahead: c is not consumed and is lexed again from START.
-          const tk t = kw ? tk::keyword : (lex == lx::digits ? tk::integer : tk::flt);
-          lex = lx::start;
+          const token_kind t =
+              kw ? token_kind::keyword : (lex == lex_state::digits ? token_kind::integer : token_kind::flt);
+          lex = lex_state::start;
           if (token(t, tok_start, p, out)) {
             scan = p;
             return true;
@@ -1140,6 +1145,11 @@ struct framer::impl {
     return {buf.get() + end, cap - input_padding - end};
   }
 };
+
+padded_view padded_view::for_tests(const std::string& padded) noexcept {
+  assert(padded.size() >= padding);
+  return {padded.data(), padded.size() - padding};
+}
 
 framer::framer() : p_(std::make_unique<impl>()) {}
 framer::~framer() = default;

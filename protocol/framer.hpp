@@ -6,7 +6,8 @@
 // as kind::message is valid QEMU JSON.
 //
 // The framer owns the input buffer so that a message is contiguous in memory and followed by
-// at least `input_padding` readable bytes (simdjson's requirement), and so memory stays
+// at least `input_padding` readable bytes (simdjson's requirement; frame::text is a
+// padded_view, a type only the framer makes), and so memory stays
 // bounded whatever the peer sends.
 //
 // Usage: prepare() -> read into the span -> commit() -> next() until it returns false. Inside
@@ -25,14 +26,44 @@ namespace fleetga::protocol {
 inline constexpr std::size_t max_token_size = std::size_t{64} << 20;   // QEMU MAX_TOKEN_SIZE
 inline constexpr std::size_t max_token_count = std::size_t{2} << 20;   // QEMU MAX_TOKEN_COUNT
 inline constexpr std::size_t max_nesting = 1024;                       // QEMU MAX_NESTING
-inline constexpr std::size_t input_padding = 64;                       // == SIMDJSON_PADDING
+// Readable bytes after every message in the framer's buffer: simdjson's SIMDJSON_PADDING, so
+// a message parses in place (static_assert'ed where it is handed to simdjson, request.cpp).
+inline constexpr std::size_t input_padding = 64;
+
+class framer;
+
+// A message's text, followed in memory by at least `padding` readable bytes. Only the framer
+// makes one, from its own buffer (padding it keeps by construction), so a function that takes a
+// padded_view can hand it to simdjson in place. Reads like a std::string_view.
+class padded_view {
+ public:
+  static constexpr std::size_t padding = input_padding;
+
+  constexpr padded_view() noexcept = default;
+  constexpr const char* data() const noexcept { return text_.data(); }
+  constexpr std::size_t size() const noexcept { return text_.size(); }
+  constexpr bool empty() const noexcept { return text_.empty(); }
+  constexpr std::string_view view() const noexcept { return text_; }
+  constexpr operator std::string_view() const noexcept { return text_; }
+  friend constexpr bool operator==(const padded_view& a, std::string_view b) noexcept { return a.text_ == b; }
+
+  // TESTS ONLY (they build frames by hand): `padded` minus its last `padding` bytes, which the
+  // test appended as the stand-in for the framer's buffer. `padded` must outlive the view.
+  static padded_view for_tests(const std::string& padded) noexcept;
+  static padded_view for_tests(std::string&&) = delete;
+
+ private:
+  friend class framer;
+  constexpr padded_view(const char* text, std::size_t size) noexcept : text_(text, size) {}
+  std::string_view text_;
+};
 
 struct frame {
   enum class kind : std::uint8_t { message, error };
   kind type = kind::message;
-  // kind::message: the complete top-level value as a view into the framer's buffer, followed
-  // by at least input_padding readable bytes. Valid until the next prepare()/commit()/next().
-  std::string_view text;
+  // kind::message: the complete top-level value, a view into the framer's buffer. Valid until
+  // the next prepare()/commit()/next().
+  padded_view text;
   // kind::error: QEMU's desc ("JSON parse error, stray '...'"), raw bytes (not JSON-escaped).
   std::string_view error;
   // The message uses syntax only QEMU accepts (single-quoted strings, \' escapes, the

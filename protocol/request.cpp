@@ -17,6 +17,10 @@
 
 namespace fleetga::protocol {
 
+// The framer's padding is what simdjson reads past the end of a document: a padded_view can be
+// handed to simdjson in place.
+static_assert(padded_view::padding == simdjson::SIMDJSON_PADDING, "the framer pads for simdjson");
+
 namespace detail {
 
 namespace {
@@ -296,10 +300,12 @@ bool request_parser::parse(const frame& message, request& req, error& err) {
     req.execute = name;
     return true;
   }
-  std::string_view text = message.text;
+  // In place in the framer's buffer, or the normalised copy (padded by normalise()).
+  simdjson::padded_string_view text(message.text.data(), message.text.size(),
+                                    message.text.size() + padded_view::padding);
   if (message.extended) {
-    normalise(text, p_->norm);
-    text = std::string_view(p_->norm.data(), p_->norm.size() - input_padding);
+    normalise(message.text, p_->norm);
+    text = simdjson::padded_string_view(p_->norm.data(), p_->norm.size() - input_padding, p_->norm.size());
   }
   auto fail = [&](std::string desc) {
     err = error{error_class::generic_error, std::move(desc)};
@@ -311,8 +317,7 @@ bool request_parser::parse(const frame& message, request& req, error& err) {
     ~trim_guard() { detail::trim_shared_parser(); }
   } guard;
   simdjson::ondemand::document doc;
-  if (parser.iterate(text.data(), text.size(), text.size() + simdjson::SIMDJSON_PADDING).get(doc))
-    return fail("QMP input must be a JSON object");
+  if (parser.iterate(text).get(doc)) return fail("QMP input must be a JSON object");
   simdjson::ondemand::json_type t;
   if (doc.type().get(t) || t != simdjson::ondemand::json_type::object)
     return fail("QMP input must be a JSON object");

@@ -1,10 +1,14 @@
 #include "tools/net.hpp"
 
 #include <boost/asio/connect.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/write.hpp>
 #include <fmt/format.h>
+
+#include <optional>
+#include <tuple>
 
 namespace fleetga::host {
 
@@ -14,27 +18,27 @@ std::string ec_text(const error_code& ec) {
   return ec.message();
 }
 
-void agent_conn::arm(std::int64_t deadline_ns) {
-  dl_->timed_out = false;
-  const std::uint64_t gen = ++dl_->gen;
-  if (deadline_ns <= 0) return;
-  timer_.expires_at(to_tp(deadline_ns));
-  timer_.async_wait([dl = dl_, gen](boost::system::error_code ec) {
-    if (ec || !dl->conn || dl->gen != gen) return;
-    dl->timed_out = true;
-    boost::system::error_code ignored;
-    dl->conn->sock.cancel(ignored);
-  });
+namespace {
+
+error_code timed_out() { return error_code(asio::error::timed_out, asio::error::get_system_category()); }
+
+// `op` (a use_tuple operation: its result is a tuple led by an error_code) against the deadline.
+// nullopt when the deadline came first: `op` was cancelled, and like the timer it has completed
+// by the time this returns (the operator waits for both), so nothing of either is left queued.
+template <typename Result>
+asio::awaitable<std::optional<Result>> until_deadline(asio::awaitable<Result> op, std::int64_t deadline_ns) {
+  using namespace asio::experimental::awaitable_operators;
+  if (deadline_ns <= 0) co_return co_await std::move(op);
+  asio::steady_timer timer(co_await asio::this_coro::executor, to_tp(deadline_ns));
+  auto first = co_await (std::move(op) || timer.async_wait(use_tuple));
+  if (first.index() != 0) co_return std::nullopt;
+  co_return std::get<0>(std::move(first));
 }
 
-void agent_conn::disarm() {
-  ++dl_->gen;
-  timer_.cancel();
-}
+}  // namespace
 
 void agent_conn::close() {
   boost::system::error_code ignored;
-  disarm();
   sock.close(ignored);
 }
 
@@ -46,14 +50,14 @@ asio::awaitable<error_code> agent_conn::connect(const std::string& path, std::in
     boost::system::error_code ignored;
     sock.close(ignored);
     reset_framer();
-    arm(deadline_ns);
-    auto [ec] = co_await sock.async_connect(asio::local::stream_protocol::endpoint(path), use_tuple);
-    disarm();
+    auto done = co_await until_deadline(sock.async_connect(asio::local::stream_protocol::endpoint(path), use_tuple),
+                                        deadline_ns);
+    if (!done) co_return timed_out();
+    auto [ec] = *done;
     if (!ec) {
       sock.non_blocking(true, ec);
       co_return error_code(ec);
     }
-    if (dl_->timed_out) co_return error_code(asio::error::timed_out, asio::error::get_system_category());
     const bool transient = ec == asio::error::connection_refused || ec == asio::error::not_found ||
                            ec == asio::error::try_again ||
                            ec == boost::system::errc::no_such_file_or_directory;
@@ -64,19 +68,20 @@ asio::awaitable<error_code> agent_conn::connect(const std::string& path, std::in
 }
 
 asio::awaitable<error_code> agent_conn::write(std::string_view data, std::int64_t deadline_ns) {
-  arm(deadline_ns);
-  auto [ec, n] = co_await asio::async_write(sock, asio::buffer(data.data(), data.size()), use_tuple);
-  disarm();
-  if (dl_->timed_out) co_return error_code(asio::error::timed_out, asio::error::get_system_category());
-  co_return error_code(ec);
+  auto done =
+      co_await until_deadline(asio::async_write(sock, asio::buffer(data.data(), data.size()), use_tuple), deadline_ns);
+  if (!done) co_return timed_out();
+  co_return error_code(std::get<0>(*done));
 }
 
 asio::awaitable<error_code> agent_conn::read_raw(asio::mutable_buffer buf, std::size_t& n, std::int64_t deadline_ns) {
-  arm(deadline_ns);
-  auto [ec, got] = co_await sock.async_read_some(buf, use_tuple);
-  disarm();
+  auto done = co_await until_deadline(sock.async_read_some(buf, use_tuple), deadline_ns);
+  if (!done) {
+    n = 0;
+    co_return timed_out();
+  }
+  auto [ec, got] = *done;
   n = got;
-  if (dl_->timed_out) co_return error_code(asio::error::timed_out, asio::error::get_system_category());
   co_return error_code(ec);
 }
 
@@ -97,18 +102,15 @@ asio::awaitable<error_code> agent_conn::next(reply_item& out, std::int64_t deadl
       co_return error_code{};
     }
     auto span = fr_->prepare(64 * 1024);
-    bool armed = false;
-    std::size_t n = 0;
     boost::system::error_code ec;
     // Try without a timer first: most of the time the reply is already there.
-    n = sock.read_some(asio::buffer(span.data(), span.size()), ec);
+    std::size_t n = sock.read_some(asio::buffer(span.data(), span.size()), ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) {
-      arm(deadline_ns);
-      armed = true;
-      std::tie(ec, n) = co_await sock.async_read_some(asio::buffer(span.data(), span.size()), use_tuple);
+      auto done =
+          co_await until_deadline(sock.async_read_some(asio::buffer(span.data(), span.size()), use_tuple), deadline_ns);
+      if (!done) co_return timed_out();
+      std::tie(ec, n) = *done;
     }
-    if (armed) disarm();
-    if (dl_->timed_out && armed) co_return error_code(asio::error::timed_out, asio::error::get_system_category());
     if (ec) co_return error_code(ec);
     bytes_in += n;
     fr_->commit(n);

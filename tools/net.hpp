@@ -1,7 +1,9 @@
 #pragma once
 // Asio side of fleetga-host: a connection to an agent whose replies are split by the
 // protocol framer (the same QEMU-exact framing the agent uses), with deadlines on every
-// operation so nothing can hang.
+// operation so nothing can hang. A deadline is Asio's `op || timer.async_wait()`: whichever
+// finishes first cancels the other, and both have finished when the operation returns, so no
+// expiry is ever left queued to reach a connection that is gone or a later operation.
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -38,11 +40,13 @@ struct reply_item {
 
 class agent_conn {
  public:
-  explicit agent_conn(const asio::any_io_executor& ex) : sock(ex), timer_(ex) {}
-  ~agent_conn() { dl_->conn = nullptr; }
+  explicit agent_conn(const asio::any_io_executor& ex) : sock(ex) {}
   agent_conn(const agent_conn&) = delete;
   agent_conn& operator=(const agent_conn&) = delete;
 
+  // Deadlines are steady_clock nanoseconds (now_ns()); 0 or less: none. At the deadline the
+  // operation is cancelled and returns asio::error::timed_out.
+  //
   // Connects, retrying refused/missing sockets every 20 ms (an agent still starting, or a
   // one-client agent busy with someone else) until the deadline.
   asio::awaitable<error_code> connect(const std::string& path, std::int64_t deadline_ns);
@@ -65,20 +69,7 @@ class agent_conn {
   std::uint64_t bytes_in = 0;
 
  private:
-  void arm(std::int64_t deadline_ns);
-  void disarm();
-  // What the deadline timer's handler may touch. An expiry already queued when disarm() or
-  // the destructor cancels the timer still arrives, without an error: it must find the
-  // connection gone (conn null) or the wait it belongs to over (gen moved on), not write into
-  // a freed coroutine frame or cancel a later operation.
-  struct deadline_state {
-    agent_conn* conn = nullptr;
-    std::uint64_t gen = 0;  // bumped by arm() and disarm()
-    bool timed_out = false;
-  };
-  asio::steady_timer timer_;
   std::unique_ptr<protocol::framer> fr_ = std::make_unique<protocol::framer>();
-  std::shared_ptr<deadline_state> dl_ = std::make_shared<deadline_state>(deadline_state{this});
 };
 
 std::string ec_text(const error_code& ec);

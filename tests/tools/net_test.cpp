@@ -1,9 +1,10 @@
 // fleetga-host's agent_conn: a deadline that expires in the same turn of the event loop as the
-// operation it guards completes. Its expiry is then already queued when the operation's
-// disarm() cancels the timer, and still runs; it must touch neither a connection that is gone
-// (the connection lives in a coroutine frame that may have ended: a heap-use-after-free under
-// ASan, seen in CI) nor the next operation on a connection still in use (cancelled as
-// "timed out").
+// operation it guards completes. The reply wins (it completed first), and the expiry, already
+// queued, must touch neither a connection that is gone (the connection lives in a coroutine
+// frame that may have ended: a heap-use-after-free under ASan, seen in CI with the hand-made
+// timer this replaced) nor the next operation on a connection still in use (cancelled as
+// "timed out"). `op || timer.async_wait()` waits for both, so the expiry is consumed before
+// the operation returns.
 #include <gtest/gtest.h>
 
 #include <boost/asio/co_spawn.hpp>
@@ -103,6 +104,34 @@ TEST(HostConnection, AnExpiryQueuedWithTheReplyDoesNotCancelTheNextRead) {
   reply_at_the_deadline(io, peer, "{\"return\": 2}\n");
   EXPECT_EQ(problem, "");
   EXPECT_EQ(replies, 2);
+}
+
+TEST(HostConnection, ADeadlineWithoutAReplyTimesOutAndTheConnectionGoesOn) {
+  asio::io_context io(1);
+  unix_socket peer(io);
+  agent_conn c(io.get_executor());
+  asio::local::connect_pair(c.sock, peer);
+  c.sock.non_blocking(true);  // as agent_conn::connect() leaves it
+  std::string first, second;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        reply_item item;
+        first = ec_text(co_await c.next(item, now_ns() + 20'000'000));  // nothing comes
+        if (auto ec = co_await c.next(item, now_ns() + 5'000'000'000)) {
+          second = ec_text(ec);
+        } else {
+          second = std::string(item.text);
+        }
+      },
+      asio::detached);
+  io.run_for(1s);
+  EXPECT_EQ(first, "timed out");
+  EXPECT_EQ(second, "");
+  asio::write(peer, asio::buffer(std::string_view("{\"return\": 3}\n")));
+  io.restart();
+  io.run_for(1s);
+  EXPECT_EQ(second.substr(0, 13), "{\"return\": 3}");
 }
 
 }  // namespace

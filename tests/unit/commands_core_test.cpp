@@ -82,7 +82,7 @@ TEST(CommandsCore, AppendsAfterExistingOutput) {
   service_fixture t;
   std::string buf = std::string(R"({"execute":"guest-sync","arguments":{"id":1}})") + std::string(64, '\0');
   protocol::frame f;
-  f.text = std::string_view(buf.data(), buf.size() - 64);
+  f.text = protocol::padded_view::for_tests(buf);
   std::string out = "previous\n";
   auto task = t.svc->handle(f, out);
   ASSERT_TRUE(task.start());

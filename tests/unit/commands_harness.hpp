@@ -114,7 +114,7 @@ inline std::string run(commands::service& svc, std::string_view json, bool* repl
   buf.append(protocol::input_padding, '\0');
   protocol::frame f;
   f.type = protocol::frame::kind::message;
-  f.text = std::string_view(buf.data(), json.size());
+  f.text = protocol::padded_view::for_tests(buf);
   std::string out;
   auto t = svc.handle(f, out);
   bool done = t.start();

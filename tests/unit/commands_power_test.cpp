@@ -404,7 +404,7 @@ std::string run_with_drain(commands::service& svc, std::string_view json, std::s
   buf.append(protocol::input_padding, '\0');
   protocol::frame f;
   f.type = protocol::frame::kind::message;
-  f.text = std::string_view(buf.data(), json.size());
+  f.text = protocol::padded_view::for_tests(buf);
   auto t = svc.handle(f, out, &d);
   EXPECT_TRUE(t.start());
   t.take();

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 namespace fp = fleetga::protocol;
@@ -593,4 +594,19 @@ TEST(FramerFastPath, AgreesWithTheGeneralPathOnMutations) {
     }
   }
   EXPECT_GT(checked, 7000u);
+}
+
+// simdjson's padding rule as a type: a padded_view comes from the framer's buffer (or, in tests,
+// from a string that carries the padding), never from a bare view or pointer.
+static_assert(!std::is_constructible_v<fp::padded_view, std::string_view>);
+static_assert(!std::is_constructible_v<fp::padded_view, const char*, std::size_t>);
+static_assert(!std::is_convertible_v<std::string_view, fp::padded_view>);
+static_assert(fp::padded_view::padding == fp::input_padding);
+
+TEST(Framer, TestFactoryLeavesThePaddingOutOfTheText) {
+  const std::string padded = "{}" + std::string(fp::padded_view::padding, '\0');
+  const fp::padded_view v = fp::padded_view::for_tests(padded);
+  EXPECT_EQ(v, "{}");
+  EXPECT_EQ(v.data(), padded.data());
+  EXPECT_EQ(v.size(), 2u);
 }

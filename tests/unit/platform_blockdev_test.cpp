@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "platform/blockdev.hpp"
+#include "platform/statvfs_runner.hpp"
 
 namespace fleetga::platform {
 namespace {

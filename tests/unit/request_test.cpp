@@ -16,7 +16,7 @@ class Request : public ::testing::Test {
     buf_.assign(msg);
     buf_.append(input_padding, '\0');
     frame f;
-    f.text = std::string_view(buf_.data(), msg.size());
+    f.text = padded_view::for_tests(buf_);
     f.extended = extended;
     ok_ = parser_.parse(f, req_, err_);
     std::string out;
