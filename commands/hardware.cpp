@@ -21,6 +21,23 @@
 #include "commands/state.hpp"
 #include "platform/procsys.hpp"
 #include "protocol/args.hpp"
+#include "protocol/reply.hpp"
+
+// GuestLogicalProcessor and GuestMemoryBlock, members in schema order (qga/qapi-schema.json);
+// write_reply() prints them in QEMU's order: online, can-offline, then the id.
+template <>
+struct fleetga::protocol::reply_schema<fleetga::platform::vcpu_state> {
+  static constexpr auto members = std::make_tuple(reply_member("logical-id", &platform::vcpu_state::logical_id),
+                                                  reply_member("online", &platform::vcpu_state::online),
+                                                  reply_member("can-offline", &platform::vcpu_state::can_offline));
+};
+template <>
+struct fleetga::protocol::reply_schema<fleetga::platform::memory_block_state> {
+  static constexpr auto members =
+      std::make_tuple(reply_member("phys-index", &platform::memory_block_state::phys_index),
+                      reply_member("online", &platform::memory_block_state::online),
+                      reply_member("can-offline", &platform::memory_block_state::can_offline));
+};
 
 namespace fleetga::commands {
 namespace {
@@ -101,12 +118,12 @@ constexpr bool same(const std::array<std::string_view, N>& a, const std::array<s
   return true;
 }
 
-// GuestLogicalProcessor and GuestMemoryBlock, as the handlers write them.
 using names3 = std::array<std::string_view, 3>;
-static_assert(protocol::in_qemu_order(names3{"logical-id", "online", "can-offline"},
-                                      names3{"online", "can-offline", "logical-id"}));
-static_assert(protocol::in_qemu_order(names3{"phys-index", "online", "can-offline"},
-                                      names3{"online", "can-offline", "phys-index"}));
+// What write_reply() prints for them: qemu-ga's bytes.
+static_assert(protocol::qemu_printed(protocol::reply_detail::member_names<platform::vcpu_state>()) ==
+              names3{"online", "can-offline", "logical-id"});
+static_assert(protocol::qemu_printed(protocol::reply_detail::member_names<platform::memory_block_state>()) ==
+              names3{"online", "can-offline", "phys-index"});
 // GuestMemoryBlockResponse
 static_assert(protocol::in_qemu_order(names3{"phys-index", "response", "error-code"},
                                       names3{"response", "error-code", "phys-index"}));
@@ -157,18 +174,7 @@ task<handler_result> guest_get_vcpus(call& c) {
   if (!procsys_of(c).list_vcpus(cpus, f)) co_return to_error(f);
   // qemu-ga asserts there is at least one; an empty directory gives [] here.
   protocol::json_writer& w = c.out;
-  w.begin_array();
-  for (const auto& v : cpus) {
-    w.begin_object();
-    w.key("online");
-    w.boolean(v.online);
-    w.key("can-offline");
-    w.boolean(v.can_offline);
-    w.key("logical-id");
-    w.integer(v.logical_id);
-    w.end_object();
-  }
-  w.end_array();
+  protocol::write_reply(w, cpus);  // [GuestLogicalProcessor]
   co_return std::nullopt;
 }
 
@@ -215,18 +221,7 @@ task<handler_result> guest_get_memory_blocks(call& c) {
   // No /sys/devices/system/memory at all is "not supported here", not an error.
   if (r.blocks.empty() && !r.missing) co_return protocol::generic("guest reported zero memory blocks!");
   protocol::json_writer& w = c.out;
-  w.begin_array();
-  for (const auto& b : r.blocks) {
-    w.begin_object();
-    w.key("online");
-    w.boolean(b.online);
-    w.key("can-offline");
-    w.boolean(b.can_offline);
-    w.key("phys-index");
-    w.uinteger(b.phys_index);
-    w.end_object();
-  }
-  w.end_array();
+  protocol::write_reply(w, r.blocks);  // [GuestMemoryBlock]
   co_return std::nullopt;
 }
 

@@ -11,6 +11,18 @@
 #include "commands/state.hpp"
 #include "platform/keyfile.hpp"
 #include "protocol/args.hpp"
+#include "protocol/reply.hpp"
+
+// GuestLoadAverage (10.0), members in schema order; write_reply() prints QEMU's order.
+template <>
+struct fleetga::protocol::reply_schema<fleetga::platform::load_average> {
+  static constexpr auto members = std::make_tuple(reply_member("load1m", &platform::load_average::load1m),
+                                                  reply_member("load5m", &platform::load_average::load5m),
+                                                  reply_member("load15m", &platform::load_average::load15m));
+};
+static_assert(
+    fleetga::protocol::qemu_printed(fleetga::protocol::reply_detail::member_names<fleetga::platform::load_average>()) ==
+    std::array<std::string_view, 3>{"load15m", "load5m", "load1m"});  // qemu-ga 10.0's bytes
 
 namespace fleetga::commands {
 namespace {
@@ -38,8 +50,6 @@ static_assert(osinfo_printed[0] == "name" && osinfo_printed[1] == "kernel-releas
 
 static_assert(protocol::in_qemu_order(std::array<std::string_view, 2>{"zone", "offset"},
                                       std::array<std::string_view, 2>{"zone", "offset"}));
-static_assert(protocol::in_qemu_order(std::array<std::string_view, 3>{"load1m", "load5m", "load15m"},
-                                      std::array<std::string_view, 3>{"load15m", "load5m", "load1m"}));
 
 }  // namespace
 
@@ -150,14 +160,7 @@ task<handler_result> guest_get_load(call& c) {
   if (auto e = no_args(c)) co_return e;
   platform::load_average l;
   if (int err = c.state.sys.loadavg(l)) co_return errno_error("cannot query load average", err);
-  c.out.begin_object();
-  c.out.key("load15m");
-  c.out.number(l.load15m);
-  c.out.key("load5m");
-  c.out.number(l.load5m);
-  c.out.key("load1m");
-  c.out.number(l.load1m);
-  c.out.end_object();
+  protocol::write_reply(c.out, l);  // GuestLoadAverage: printed load15m, load5m, load1m
   co_return std::nullopt;
 }
 
