@@ -319,24 +319,15 @@ user_lookup linux_accounts::lookup_user(const std::string& name) {
 // ---------------------------------------------------------------------------------------
 // authorized_keys
 
-std::optional<read_failure> read_text_file(const std::string& path, std::size_t max, std::string& out) {
-  out.clear();
-  int fd = open_retry(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    int err = errno;
-    return read_failure{err, "Failed to open file " + quoted(path) + ": " + errno_text(err)};
-  }
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    int err = errno;
-    ::close(fd);
-    return read_failure{err, "Failed to get attributes of file " + quoted(path) + ": fstat() failed: " +
-                                 errno_text(err)};
-  }
+namespace {
+
+// g_file_get_contents() after the open and fstat: the read with GLib's texts, cut at the first
+// NUL. `fd` stays open (the caller closes it).
+std::optional<read_failure> read_opened(int fd, const struct stat& st, const std::string& path, std::size_t max,
+                                        std::string& out) {
   // GLib reads a non-empty regular file with read(2), anything else through stdio.
   const bool regular = S_ISREG(st.st_mode) && st.st_size > 0;
   int err = regular && static_cast<std::uint64_t>(st.st_size) > max ? EFBIG : read_all(fd, max, out);
-  ::close(fd);
   if (err == EFBIG) {
     out.clear();
     return read_failure{err, "File " + quoted(path) + " is too large"};
@@ -348,6 +339,27 @@ std::optional<read_failure> read_text_file(const std::string& path, std::size_t 
   }
   if (auto nul = out.find('\0'); nul != std::string::npos) out.resize(nul);
   return std::nullopt;
+}
+
+read_failure fstat_failure(const std::string& path, int err) {
+  return read_failure{err, "Failed to get attributes of file " + quoted(path) + ": fstat() failed: " + errno_text(err)};
+}
+
+}  // namespace
+
+std::optional<read_failure> read_text_file(const std::string& path, std::size_t max, std::string& out) {
+  out.clear();
+  int fd = open_retry(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    int err = errno;
+    return read_failure{err, "Failed to open file " + quoted(path) + ": " + errno_text(err)};
+  }
+  struct stat st {};
+  std::optional<read_failure> r;
+  if (::fstat(fd, &st) != 0) r = fstat_failure(path, errno);
+  else r = read_opened(fd, st, path, max, out);
+  ::close(fd);
+  return r;
 }
 
 std::vector<std::string> split_lines(std::string_view text) {
@@ -609,11 +621,7 @@ std::optional<read_failure> authorized_keys_file::read(std::size_t max, std::str
     return read_failure{err, "Failed to open file " + quoted(path_) + ": " + errno_text(err)};
   }
   struct stat st {};
-  if (::fstat(f.fd, &st) != 0) {
-    int err = errno;
-    return read_failure{err, "Failed to get attributes of file " + quoted(path_) + ": fstat() failed: " +
-                                 errno_text(err)};
-  }
+  if (::fstat(f.fd, &st) != 0) return fstat_failure(path_, errno);
   if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) return refuse("is not a regular file");
   if (S_ISREG(st.st_mode)) {
     if (st.st_uid != user_.uid && st.st_uid != 0)
@@ -622,20 +630,7 @@ std::optional<read_failure> authorized_keys_file::read(std::size_t max, std::str
     // A root-owned name with other links may be a hard link to a file such as /etc/shadow.
     if (st.st_uid != user_.uid && st.st_nlink > 1) return refuse("is owned by root and has other hard links");
   }
-  // read_text_file()'s reading and texts.
-  const bool regular = S_ISREG(st.st_mode) && st.st_size > 0;
-  int err = regular && static_cast<std::uint64_t>(st.st_size) > max ? EFBIG : read_all(f.fd, max, out);
-  if (err == EFBIG) {
-    out.clear();
-    return read_failure{err, "File " + quoted(path_) + " is too large"};
-  }
-  if (err != 0) {
-    out.clear();
-    return read_failure{err, (regular ? "Failed to read from file " : "Error reading file ") + quoted(path_) +
-                                 ": " + errno_text(err)};
-  }
-  if (auto nul = out.find('\0'); nul != std::string::npos) out.resize(nul);
-  return std::nullopt;
+  return read_opened(f.fd, st, path_, max, out);  // read_text_file()'s reading and texts
 }
 
 bool authorized_keys_file::exists() const noexcept {

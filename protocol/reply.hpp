@@ -25,6 +25,7 @@
 #include <utility>
 #include <vector>
 
+#include "protocol/args.hpp"  // is_optional, is_vector
 #include "protocol/json_writer.hpp"
 
 namespace fleetga::protocol {
@@ -53,15 +54,6 @@ void write_reply(json_writer& w, const T& v);
 
 namespace reply_detail {
 
-template <class T>
-struct is_optional : std::false_type {};
-template <class T>
-struct is_optional<std::optional<T>> : std::true_type {};
-template <class T>
-struct is_vector : std::false_type {};
-template <class T, class A>
-struct is_vector<std::vector<T, A>> : std::true_type {};
-
 template <class V>
 void write_value(json_writer& w, const V& v) {
   if constexpr (std::is_same_v<V, bool>) {
@@ -74,7 +66,7 @@ void write_value(json_writer& w, const V& v) {
     w.number(static_cast<double>(v));
   } else if constexpr (std::is_convertible_v<const V&, std::string_view>) {
     w.string(std::string_view(v));
-  } else if constexpr (is_vector<V>::value) {
+  } else if constexpr (protocol::args_detail::is_vector<V>::value) {
     w.begin_array();
     for (const auto& e : v) write_value(w, e);
     w.end_array();
@@ -105,7 +97,7 @@ void write_reply(json_writer& w, const T& v) {
           const auto& f = std::get<order[I]>(members);
           const auto& value = v.*(f.ptr);
           using V = std::remove_cvref_t<decltype(value)>;
-          if constexpr (reply_detail::is_optional<V>::value) {
+          if constexpr (protocol::args_detail::is_optional<V>::value) {
             if (value) {
               w.key(f.name);
               reply_detail::write_value(w, *value);

@@ -149,3 +149,25 @@ class Client:
             reply = json.loads(self.line())
             if reply.get("return") == ident:
                 return reply
+
+
+def wait_for(pred, timeout=30, what="condition"):
+    """Polls `pred` until it holds; the deadline only bounds a failing test."""
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def alive(pid):
+    """Whether process `pid` exists and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie of ours would still "exist"
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -16,7 +16,7 @@ import tempfile
 import time
 import unittest
 
-from qga import FLEETGA, Agent, Client
+from qga import FLEETGA, Agent, Client, alive, wait_for
 
 NO_CONF = "/nonexistent/fleetga-test.conf"  # QGA_CONF for runs that must not see /etc/qemu
 DEADLINE = 20  # seconds for anything the agent should do "at once"
@@ -34,26 +34,6 @@ def slurp(path):
             return f.read()
     except FileNotFoundError:
         return ""
-
-
-def wait_for(pred, timeout=DEADLINE, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
-def alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie of ours would still "exist"
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def wait_blocked_in_fifo_open(proc):

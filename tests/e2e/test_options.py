@@ -12,7 +12,7 @@ import tempfile
 import time
 import unittest
 
-from qga import FLEETGA, QEMU_GA, Agent, Client
+from qga import FLEETGA, QEMU_GA, Agent, Client, alive, wait_for
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HAVE_QEMU_GA = os.access(QEMU_GA, os.X_OK)
@@ -344,26 +344,6 @@ class Logging(unittest.TestCase):
 def slurp(path):
     with open(path) as f:
         return f.read()
-
-
-def wait_for(pred, timeout=10, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
-def alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie of ours would still "exist"
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 class StartedFrozen(unittest.TestCase):

@@ -18,13 +18,9 @@
 
 #include "agent/config.hpp"
 #include "budget.hpp"
+#include "common.hpp"
 
 namespace fa = fleetga::agent;
-
-#define FUZZ_CHECK(cond)  \
-  do {                    \
-    if (!(cond)) abort(); \
-  } while (0)
 
 namespace {
 

@@ -39,6 +39,7 @@
 #include <string_view>
 
 #include "budget.hpp"
+#include "common.hpp"
 #include "commands/offload.hpp"
 #include "commands/power.hpp"
 #include "commands/service.hpp"
@@ -158,23 +159,6 @@ struct fixture {
   }
 };
 
-void check_replies(const std::string& out) {
-  bool line_start = true;
-  for (unsigned char c : out) {
-    if (line_start && c == 0xFF) {
-      line_start = false;
-      continue;
-    }
-    line_start = c == '\n';
-    if (c == '\n') continue;
-    if (c < 0x20 || c > 0x7E) {
-      std::fprintf(stderr, "non-ASCII byte 0x%02x in reply\n", c);
-      std::abort();
-    }
-  }
-  if (!out.empty() && out.back() != '\n') std::abort();
-}
-
 // No child process, except the sanitizers' own llvm-symbolizer (started by libFuzzer's leak
 // check or a report, and kept running).
 void check_no_child() {
@@ -229,7 +213,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       auto t = fx.svc->handle(f, out);
       if (!t.start()) std::abort();  // the inline offloader never leaves a handler pending
       t.take();
-      check_replies(out);
+      fleetga::fuzz::check_reply_lines(out);
       out.clear();
     }
   }

@@ -12,16 +12,12 @@
 #include <string_view>
 #include <vector>
 
+#include "common.hpp"
 #include "protocol/framer.hpp"
 
 namespace fp = fleetga::protocol;
 
 namespace {
-
-#define FUZZ_CHECK(cond)   \
-  do {                     \
-    if (!(cond)) abort();  \
-  } while (0)
 
 struct out_frame {
   bool error;

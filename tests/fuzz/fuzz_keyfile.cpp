@@ -13,16 +13,12 @@
 #include <string_view>
 
 #include "budget.hpp"
+#include "common.hpp"
 #include "commands/state.hpp"
 #include "platform/keyfile.hpp"
 
 namespace fp = fleetga::platform;
 namespace fc = fleetga::commands;
-
-#define FUZZ_CHECK(cond)  \
-  do {                    \
-    if (!(cond)) abort(); \
-  } while (0)
 
 namespace {
 

@@ -13,14 +13,10 @@
 #include <utility>
 
 #include "budget.hpp"
+#include "common.hpp"
 #include "platform/mounts.hpp"
 
 namespace fp = fleetga::platform;
-
-#define FUZZ_CHECK(cond)  \
-  do {                    \
-    if (!(cond)) abort(); \
-  } while (0)
 
 namespace {
 

@@ -11,15 +11,11 @@
 #include <string_view>
 
 #include "budget.hpp"
+#include "common.hpp"
 #include "platform/blockdev.hpp"
 #include "platform/procsys.hpp"
 
 namespace fp = fleetga::platform;
-
-#define FUZZ_CHECK(cond)  \
-  do {                    \
-    if (!(cond)) abort(); \
-  } while (0)
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "budget.hpp"
+#include "common.hpp"
 #include "commands/offload.hpp"
 #include "commands/schema.hpp"
 #include "commands/service.hpp"
@@ -162,22 +163,6 @@ std::string run(std::string_view input, std::uint8_t seed, bool whole, std::size
   }
 }
 
-void check_ascii_lines(const std::string& out) {
-  bool line_start = true;
-  for (unsigned char c : out) {
-    if (line_start && c == 0xFF) {
-      line_start = false;
-      continue;
-    }
-    line_start = c == '\n';
-    if (c == '\n') continue;
-    if (c < 0x20 || c > 0x7E) {
-      std::fprintf(stderr, "non-ASCII byte 0x%02x in a reply\n", c);
-      std::abort();
-    }
-  }
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -193,7 +178,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // Both runs: 2 x the input's bytes, 2 x its requests.
   fleetga::fuzz::budget::check(2 * input.size(), requests + requests_whole, budget_per_byte, budget_per_request,
                                budget_fixed);
-  check_ascii_lines(whole);
+  fleetga::fuzz::check_reply_lines(whole);
   // Without injected failures the replies must not depend on how the input was cut; with
   // them, what arrived is a prefix of the full replies (a failed write or a read error ends
   // the session early; nothing is reordered, duplicated or made up).
