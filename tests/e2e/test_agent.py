@@ -337,6 +337,10 @@ class CommandLine(unittest.TestCase):
     def test_worker_threads_that_cannot_start(self):
         # Under a uid of its own with room for one thread besides the main one (RLIMIT_NPROC 2):
         # the second worker can't start. A clear error and exit 1, not std::terminate's abort.
+        if os.environ.get("FLEETGA_REAL_BIN"):
+            # The old-kernel runs' wrapper execs programs in the build directory, which that
+            # uid may not reach; this case is about thread limits, not system calls.
+            self.skipTest("the agent behind a wrapper cannot be copied for another uid")
         d = tempfile.mkdtemp(prefix="fleetga-nproc.")
         try:
             os.chmod(d, 0o755)  # the build directory may not be reachable by that uid: a copy
